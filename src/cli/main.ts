@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// The `raftkv` command.
+
+import { demoCommand } from './demo.js';
+import { UsageError } from './args.js';
+import { simCommand } from './sim.js';
+
+const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<number>; help: string }> = {
+  sim: { run: simCommand, help: 'run the deterministic cluster simulator (one seed, or a sweep)' },
+  demo: { run: demoCommand, help: 'watch a simulated cluster live in the terminal' },
+};
+
+function usage(): string {
+  const rows = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.help}`);
+  return `usage: raftkv <command> [flags]\n\ncommands:\n${rows.join('\n')}\n\nraftkv <command> --help shows a command's flags.\n`;
+}
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === 'help') {
+    process.stdout.write(usage());
+    return name === undefined ? 2 : 0;
+  }
+  const cmd = COMMANDS[name];
+  if (!cmd) throw new UsageError(`unknown command "${name}"\n\n${usage()}`);
+  return cmd.run(rest);
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (e: unknown) => {
+    if (e instanceof UsageError) {
+      process.stderr.write(`raftkv: ${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`raftkv: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,138 @@
+// The explainers' key-value state machine (set, get, del, inc) with client
+// sessions for exactly-once semantics (diss. §6.3). Its semantics are the
+// linearizability model's own (kvApply), so what the simulator checks
+// against is exactly what the replicas execute.
+
+import { type KvInput, type KvOutput, type KvState, kvApply } from './linearizability.js';
+
+/**
+ * What a log entry carries. A client first registers a session (the
+ * session id is the index of the registering entry), then numbers its
+ * commands within that session (diss. §6.3).
+ */
+export type KvCommand =
+  | { readonly kind: 'register' }
+  | { readonly kind: 'op'; readonly session: number; readonly seq: number; readonly input: KvInput };
+
+export interface KvEntry {
+  readonly cmd: KvCommand;
+  /** The proposer's clock when proposing: time carried in the log, for session expiry. */
+  readonly time: number;
+  /** The client's network address and attempt number, so the proposing node can answer it. */
+  readonly client: number;
+  readonly attempt: number;
+}
+
+export type ApplyResult =
+  /** A new session, with its id. */
+  | { readonly kind: 'registered'; readonly session: number }
+  /** Applied now, with the response. */
+  | { readonly kind: 'applied'; readonly output: KvOutput }
+  /** Applied before: answered with the saved response (undefined for a command older than the last). */
+  | { readonly kind: 'duplicate'; readonly output: KvOutput | undefined }
+  /**
+   * The session is unknown (expired, or never registered): not applied. The
+   * command might be a late retry of one applied before the session
+   * expired, so applying it could apply it twice.
+   */
+  | { readonly kind: 'expired' };
+
+interface Session {
+  seq: number;
+  output: KvOutput | undefined;
+  lastSeen: number;
+}
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeEntry(e: KvEntry): Uint8Array {
+  return encoder.encode(JSON.stringify(e));
+}
+
+export function decodeEntry(data: Uint8Array): KvEntry {
+  return JSON.parse(decoder.decode(data)) as KvEntry;
+}
+
+export class KvStateMachine {
+  private state: KvState = new Map();
+  private sessions = new Map<number, Session>();
+  /** The latest time carried by an applied command: every replica agrees on it at every index. */
+  private now = 0;
+
+  constructor(
+    /** Sessions idle longer than this (in log time) are forgotten. */
+    readonly sessionTtl: number,
+  ) {}
+
+  /**
+   * Applies the command of the entry at `index`. A command whose sequence
+   * number its session has already seen is answered with the saved
+   * response (or ignored if older) instead of being applied again.
+   */
+  apply(e: KvEntry, index: number): ApplyResult {
+    if (e.time > this.now) this.now = e.time;
+    this.expireSessions();
+    const cmd = e.cmd;
+    if (cmd.kind === 'register') {
+      this.sessions.set(index, { seq: 0, output: undefined, lastSeen: this.now });
+      return { kind: 'registered', session: index };
+    }
+    const session = this.sessions.get(cmd.session);
+    if (!session) return { kind: 'expired' };
+    session.lastSeen = this.now;
+    if (cmd.seq <= session.seq) {
+      return { kind: 'duplicate', output: cmd.seq === session.seq ? session.output : undefined };
+    }
+    const { state, output } = kvApply(this.state, cmd.input);
+    this.state = state;
+    session.seq = cmd.seq;
+    session.output = output;
+    return { kind: 'applied', output };
+  }
+
+  /** Expiry is decided by log time only, so every replica expires the same sessions at the same index. */
+  private expireSessions(): void {
+    for (const [client, s] of this.sessions) {
+      if (this.now - s.lastSeen > this.sessionTtl) this.sessions.delete(client);
+    }
+  }
+
+  read(key: string): string | undefined {
+    return this.state.get(key);
+  }
+
+  /** A read's response: the model's own output for a get. */
+  get(key: string): KvOutput {
+    return kvApply(this.state, { op: 'get', key }).output;
+  }
+
+  keys(): string[] {
+    return [...this.state.keys()].sort();
+  }
+
+  /** The state, including the session table (which must survive snapshots). */
+  snapshot(): Uint8Array {
+    return encoder.encode(
+      JSON.stringify({
+        state: [...this.state.entries()],
+        sessions: [...this.sessions.entries()],
+        now: this.now,
+      }),
+    );
+  }
+
+  static restore(data: Uint8Array, sessionTtl: number): KvStateMachine {
+    const sm = new KvStateMachine(sessionTtl);
+    if (data.byteLength === 0) return sm;
+    const parsed = JSON.parse(decoder.decode(data)) as {
+      state: [string, string][];
+      sessions: [number, Session][];
+      now: number;
+    };
+    sm.state = new Map(parsed.state);
+    sm.sessions = new Map(parsed.sessions);
+    sm.now = parsed.now;
+    return sm;
+  }
+}

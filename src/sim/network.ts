@@ -1,0 +1,110 @@
+// The simulated network between nodes (and between clients and nodes):
+// per-message delay, loss and duplication, and cut links. A cut is one-way
+// (from -> to), so symmetric partitions, asymmetric ones and partially
+// isolated nodes are all sets of cuts.
+
+import type { NodeId } from '../raft/types.js';
+import type { Random } from './random.js';
+
+export interface LinkWeather {
+  minDelayUs: number;
+  maxDelayUs: number;
+  lossRate: number;
+  duplicateRate: number;
+}
+
+export type PartitionKind = 'split' | 'oneWay' | 'isolate';
+
+export class Network {
+  /** cuts.has(key(from, to)): messages from `from` to `to` are dropped. */
+  private readonly cuts = new Set<number>();
+
+  constructor(
+    private readonly rng: Random,
+    readonly weather: LinkWeather,
+  ) {}
+
+  private static key(from: NodeId, to: NodeId): number {
+    return from * 4096 + to;
+  }
+
+  isCut(from: NodeId, to: NodeId): boolean {
+    return this.cuts.size > 0 && this.cuts.has(Network.key(from, to));
+  }
+
+  cut(from: NodeId, to: NodeId): void {
+    this.cuts.add(Network.key(from, to));
+  }
+
+  heal(): void {
+    this.cuts.clear();
+  }
+
+  get cutCount(): number {
+    return this.cuts.size;
+  }
+
+  /** The links currently cut, as [from, to] pairs (for display). */
+  cutLinks(): [NodeId, NodeId][] {
+    return [...this.cuts].sort((a, b) => a - b).map((k) => [Math.floor(k / 4096), k % 4096]);
+  }
+
+  /**
+   * Cuts links among `nodes` in one of three shapes and returns a
+   * description: a symmetric split into two sides, one-way cuts (A hears B
+   * but B does not hear A), or one node cut off from some of the others.
+   */
+  partition(kind: PartitionKind, nodes: readonly NodeId[]): string {
+    const r = this.rng;
+    switch (kind) {
+      case 'split': {
+        const shuffled = r.shuffle([...nodes]);
+        const k = r.range(1, Math.max(1, shuffled.length - 1));
+        const a = shuffled.slice(0, k).sort((x, y) => x - y);
+        const b = shuffled.slice(k).sort((x, y) => x - y);
+        for (const x of a) {
+          for (const y of b) {
+            this.cut(x, y);
+            this.cut(y, x);
+          }
+        }
+        return `split {${a.join(',')}} | {${b.join(',')}}`;
+      }
+      case 'oneWay': {
+        const pairs: string[] = [];
+        const n = r.range(1, Math.max(1, nodes.length - 1));
+        for (let i = 0; i < n; i++) {
+          const from = r.pick(nodes);
+          const to = r.pick(nodes);
+          if (from === to) continue;
+          this.cut(from, to);
+          pairs.push(`${from}->${to}`);
+        }
+        return `one-way cuts ${pairs.join(' ') || '(none)'}`;
+      }
+      case 'isolate': {
+        const victim = r.pick(nodes);
+        const others = nodes.filter((x) => x !== victim && r.chance(0.6));
+        for (const o of others) {
+          this.cut(victim, o);
+          this.cut(o, victim);
+        }
+        return `node ${victim} cut off from {${others.join(',')}}`;
+      }
+    }
+  }
+
+  /**
+   * The delays (µs) after which a message sent now arrives: none if it is
+   * dropped, two if it is duplicated. Cuts apply only when `partitionable`
+   * (node-to-node links).
+   */
+  deliveries(from: NodeId, to: NodeId, partitionable: boolean): number[] {
+    if (partitionable && this.isCut(from, to)) return [];
+    const w = this.weather;
+    if (w.lossRate > 0 && this.rng.chance(w.lossRate)) return [];
+    const delay = () => w.minDelayUs + this.rng.int(w.maxDelayUs - w.minDelayUs + 1);
+    if (w.duplicateRate > 0 && this.rng.chance(w.duplicateRate)) return [delay(), delay()];
+    return [delay()];
+  }
+}

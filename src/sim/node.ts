@@ -1,0 +1,325 @@
+// A simulated member: the real Raft core (RawNode) over a simulated disk,
+// with the key-value state machine on top. A crash loses everything but the
+// disk, and the disk holds only what finished being written: a write in
+// flight is lost, or (torn) only a prefix of it survives.
+
+import { decodeConfChange } from '../raft/confchange.js';
+import { ProposalDroppedError } from '../raft/errors.js';
+import type { ReadOnlyOption } from '../raft/readOnly.js';
+import { type Ready, RawNode, bootstrapState } from '../raft/rawNode.js';
+import { MemoryStorage } from '../raft/storage.js';
+import { type ConfState, type Entry, type Message, type NodeId, type Snapshot, EMPTY_CONF_STATE } from '../raft/types.js';
+import { type ApplyResult, KvStateMachine, decodeEntry, encodeEntry } from './kv.js';
+import type { KvInput, KvOutput } from './linearizability.js';
+import type { Random } from './random.js';
+
+/** A client's request to a node: register a session, or run an operation in one. */
+export interface ClientRequest {
+  /** The client's network address. */
+  readonly client: number;
+  /** Set for a registration; otherwise the session the operation runs in. */
+  readonly register: boolean;
+  readonly session: number;
+  readonly seq: number;
+  readonly input: KvInput | undefined;
+  /** Distinguishes retries of the same request. */
+  readonly attempt: number;
+}
+
+export interface ClientReply {
+  readonly client: number;
+  readonly seq: number;
+  readonly from: NodeId;
+  readonly output?: KvOutput;
+  /** The new session, answering a registration. */
+  readonly session?: number;
+  /** Why the node refused ('no-leader', 'session-expired', ...); the client retries or starts over. */
+  readonly error?: string;
+  /** The node's idea of the leader, for the client's next try. */
+  readonly leaderHint?: NodeId;
+}
+
+/** How an entry's command affected the state machine, for the checker. */
+export interface AppliedCommand {
+  /** session:seq, or undefined for registrations and no-ops. */
+  readonly key: string | undefined;
+  readonly effect: ApplyResult['kind'] | undefined;
+}
+
+/** What a node needs from its surroundings. */
+export interface NodeHost {
+  send(m: Message): void;
+  reply(to: number, r: ClientReply): void;
+  onPersisted(node: SimNode, rd: Ready, records: number): void;
+  onApplied(node: SimNode, e: Entry, command: AppliedCommand): void;
+  onSnapshotInstalled(node: SimNode, index: number): void;
+  onReadServed(node: SimNode, index: number): void;
+}
+
+export interface NodeParams {
+  readonly electionTick: number;
+  readonly heartbeatTick: number;
+  readonly readOnly: ReadOnlyOption;
+  readonly preVote: boolean;
+  readonly checkQuorum: boolean;
+  readonly snapshotInterval: number;
+  readonly compactionMargin: number;
+  readonly sessionTtlUs: number;
+}
+
+const textEncoder = new TextEncoder();
+const textDecoder = new TextDecoder();
+
+/**
+ * The simulated disk. When the leader needs a snapshot for a follower it
+ * asks storage for one; like etcd, the node answers with a snapshot of its
+ * current applied state when the stored one is older: a snapshot taken
+ * before a member was added would not include it, and that member could
+ * never use it.
+ */
+class SimStorage extends MemoryStorage {
+  onSnapshotRequest: (() => void) | undefined;
+
+  override snapshot(): Snapshot {
+    this.onSnapshotRequest?.();
+    return super.snapshot();
+  }
+}
+
+export class SimNode {
+  /** The disk: survives crashes. */
+  readonly storage = new SimStorage();
+  raw: RawNode | undefined;
+  sm: KvStateMachine;
+  /** The configuration as of appliedIndex. */
+  confState: ConfState = EMPTY_CONF_STATE;
+  appliedIndex = 0;
+  up = false;
+  /** Counts restarts: events of an earlier life (e.g. a write's completion) are ignored. */
+  incarnation = 0;
+  /** The Ready being written to disk, if any. */
+  persisting: Ready | undefined;
+  /** Ticks since this incarnation started: the node's own clock. */
+  localTicks = 0;
+  private pendingWrites = new Map<string, ClientRequest>();
+  private pendingReads = new Map<string, ClientRequest>();
+  /** Reads whose index is known, waiting for the state machine to catch up. */
+  private confirmedReads: { index: number; req: ClientRequest }[] = [];
+
+  constructor(
+    readonly id: NodeId,
+    /** µs between this node's ticks (skewed). */
+    readonly tickPeriodUs: number,
+    private readonly params: NodeParams,
+    private readonly rng: Random,
+    private readonly host: NodeHost,
+  ) {
+    this.sm = new KvStateMachine(params.sessionTtlUs);
+    this.storage.onSnapshotRequest = () => {
+      if (this.up && this.raw && !this.raw.readyInFlight) this.takeSnapshot(false);
+    };
+  }
+
+  /** Starts (or restarts) the node from what its disk holds. */
+  start(initialVoters: readonly NodeId[] | undefined): void {
+    this.incarnation++;
+    if (initialVoters && this.storage.lastIndex() === 0) {
+      // Creating the member writes its initial state before it runs at all.
+      const { entries, hardState } = bootstrapState(initialVoters);
+      this.storage.append(entries);
+      this.storage.setHardState(hardState);
+    }
+    const snap = this.storage.latestSnapshot();
+    this.raw = new RawNode({
+      id: this.id,
+      electionTick: this.params.electionTick,
+      heartbeatTick: this.params.heartbeatTick,
+      storage: this.storage,
+      random: this.rng.fork(`raft:${this.incarnation}`),
+      // The state machine comes back from the snapshot: apply from there.
+      applied: snap.metadata.index,
+      readOnlyOption: this.params.readOnly,
+      preVote: this.params.preVote,
+      checkQuorum: this.params.checkQuorum,
+      maxSizePerMsg: 4096,
+      maxInflightMsgs: 8,
+    });
+    this.sm = KvStateMachine.restore(snap.data, this.params.sessionTtlUs);
+    this.confState = snap.metadata.confState;
+    this.appliedIndex = snap.metadata.index;
+    this.up = true;
+    this.localTicks = 0;
+  }
+
+  /**
+   * Crashes the node. A write in flight keeps only its first `keepRecords`
+   * records (snapshot, then entries, then hard state), 0 by default.
+   */
+  crash(keepRecords = 0): void {
+    if (this.persisting && keepRecords > 0) this.write(this.persisting, keepRecords);
+    this.raw = undefined;
+    this.persisting = undefined;
+    this.up = false;
+    this.pendingWrites.clear();
+    this.pendingReads.clear();
+    this.confirmedReads = [];
+  }
+
+  /** Records a Ready writes: the snapshot, each entry, the hard state. */
+  static recordCount(rd: Ready): number {
+    return (rd.snapshot ? 1 : 0) + rd.entries.length + (rd.hardState ? 1 : 0);
+  }
+
+  static needsDisk(rd: Ready): boolean {
+    return SimNode.recordCount(rd) > 0;
+  }
+
+  tick(): void {
+    this.localTicks++;
+    this.raw!.tick();
+  }
+
+  /** Takes the next Ready, unless a write is in flight or nothing is ready. */
+  takeReady(): Ready | undefined {
+    const raw = this.raw;
+    if (!raw || this.persisting || !raw.hasReady()) return undefined;
+    return raw.ready();
+  }
+
+  /** Writes the first `records` records of a Ready to disk. */
+  write(rd: Ready, records = SimNode.recordCount(rd)): void {
+    let left = records;
+    if (rd.snapshot && left > 0) {
+      this.storage.applySnapshot(rd.snapshot);
+      left--;
+    }
+    const entries = left >= rd.entries.length ? rd.entries : rd.entries.slice(0, left);
+    this.storage.append(entries);
+    left -= entries.length;
+    if (rd.hardState && left > 0) this.storage.setHardState(rd.hardState);
+    this.host.onPersisted(this, rd, records);
+  }
+
+  /** After the write is durable: acknowledge, apply, serve reads, advance. */
+  finish(rd: Ready): void {
+    const raw = this.raw!;
+    for (const m of rd.messagesAfterPersist) this.host.send(m);
+    if (rd.snapshot) {
+      const meta = rd.snapshot.metadata;
+      this.sm = KvStateMachine.restore(rd.snapshot.data, this.params.sessionTtlUs);
+      this.confState = meta.confState;
+      this.appliedIndex = meta.index;
+      this.host.onSnapshotInstalled(this, meta.index);
+    }
+    for (const e of rd.committedEntries) this.apply(e);
+    for (const rs of rd.readStates) {
+      const key = textDecoder.decode(rs.context);
+      const req = this.pendingReads.get(key);
+      if (!req) continue;
+      this.pendingReads.delete(key);
+      this.confirmedReads.push({ index: rs.index, req });
+    }
+    this.serveReads();
+    raw.advance(rd);
+    if (this.params.snapshotInterval > 0 && this.appliedIndex - this.storage.snapshotIndex() >= this.params.snapshotInterval) {
+      this.snapshot();
+    }
+  }
+
+  private apply(e: Entry): void {
+    let command: AppliedCommand = { key: undefined, effect: undefined };
+    if (e.type === 'confChange') {
+      this.confState = this.raw!.applyConfChange(decodeConfChange(e.data));
+    } else if (e.data.byteLength > 0) {
+      const entry = decodeEntry(e.data);
+      const result = this.sm.apply(entry, e.index);
+      const cmd = entry.cmd;
+      if (cmd.kind === 'register') {
+        command = { key: undefined, effect: result.kind };
+        this.answer(`reg:${entry.client}:${entry.attempt}`, (req) => ({
+          client: req.client,
+          seq: 0,
+          from: this.id,
+          session: e.index,
+        }));
+      } else {
+        const key = `${cmd.session}:${cmd.seq}`;
+        command = { key, effect: result.kind };
+        if (result.kind === 'expired') {
+          this.answer(key, (req) => ({ client: req.client, seq: req.seq, from: this.id, error: 'session-expired' }));
+        } else if (result.kind !== 'registered' && result.output) {
+          const output = result.output;
+          this.answer(key, (req) => ({ client: req.client, seq: req.seq, from: this.id, output }));
+        }
+      }
+    }
+    this.appliedIndex = e.index;
+    this.host.onApplied(this, e, command);
+  }
+
+  /** Replies to the client waiting on `key` at this node, if any. */
+  private answer(key: string, reply: (req: ClientRequest) => ClientReply): void {
+    const req = this.pendingWrites.get(key);
+    if (!req) return;
+    this.pendingWrites.delete(key);
+    this.host.reply(req.client, reply(req));
+  }
+
+  /** A read is served once the state machine has applied up to its read index (diss. §6.4). */
+  private serveReads(): void {
+    if (this.confirmedReads.length === 0) return;
+    const waiting: { index: number; req: ClientRequest }[] = [];
+    for (const r of this.confirmedReads) {
+      if (r.index > this.appliedIndex) {
+        waiting.push(r);
+        continue;
+      }
+      const key = r.req.input!.key;
+      this.host.onReadServed(this, r.index);
+      this.host.reply(r.req.client, { client: r.req.client, seq: r.req.seq, from: this.id, output: this.sm.get(key) });
+    }
+    this.confirmedReads = waiting;
+  }
+
+  /** Snapshots the state machine at the applied index and compacts the log below it (less a margin). */
+  snapshot(): boolean {
+    return this.takeSnapshot(true);
+  }
+
+  private takeSnapshot(compact: boolean): boolean {
+    const index = this.appliedIndex;
+    if (!this.up || index <= this.storage.snapshotIndex()) return false;
+    this.storage.createSnapshot(index, this.confState, this.sm.snapshot());
+    const compactTo = index - this.params.compactionMargin;
+    if (compact && compactTo >= this.storage.firstIndex()) this.storage.compact(compactTo);
+    return true;
+  }
+
+  /** Handles a client request: registrations and writes are proposed, reads go through ReadIndex. */
+  handleClient(req: ClientRequest, clockUs: number): void {
+    const raw = this.raw!;
+    try {
+      if (req.register) {
+        raw.propose(encodeEntry({ cmd: { kind: 'register' }, time: clockUs, client: req.client, attempt: req.attempt }));
+        this.pendingWrites.set(`reg:${req.client}:${req.attempt}`, req);
+      } else if (req.input!.op === 'get') {
+        const ctx = `${req.client}:${req.seq}:${req.attempt}`;
+        raw.readIndex(textEncoder.encode(ctx));
+        this.pendingReads.set(ctx, req);
+      } else {
+        const cmd = { kind: 'op', session: req.session, seq: req.seq, input: req.input! } as const;
+        raw.propose(encodeEntry({ cmd, time: clockUs, client: req.client, attempt: req.attempt }));
+        this.pendingWrites.set(`${req.session}:${req.seq}`, req);
+      }
+    } catch (e) {
+      if (!(e instanceof ProposalDroppedError)) throw e;
+      this.host.reply(req.client, {
+        client: req.client,
+        seq: req.seq,
+        from: this.id,
+        error: e.reason,
+        leaderHint: raw.raft.lead,
+      });
+    }
+  }
+}

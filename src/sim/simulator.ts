@@ -1,0 +1,706 @@
+// The deterministic cluster simulator. It runs the real Raft core (the same
+// code as production) for N nodes on a virtual clock, with a seeded network
+// (delay, loss, duplication, reordering, partitions), disk (write latency,
+// crashes that keep only what was written, torn writes) and clocks (skew),
+// a client workload, and a nemesis that crashes, restarts, partitions and
+// reconfigures the cluster. Raft's safety properties are checked after
+// every event; after the faults heal, liveness is required.
+//
+// Everything random comes from one seed, so a seed reproduces a run exactly
+// (same events, same trace hash). Nothing here touches Node.js APIs: the
+// visualiser runs the same simulator in a browser.
+
+import { RaftError } from '../raft/errors.js';
+import type { Ready } from '../raft/rawNode.js';
+import type { ConfChange, ConfChangeSingle, Entry, Message, NodeId, SoftState } from '../raft/types.js';
+import { describeConfChange } from '../raft/confchange.js';
+import { Checker, type Property, SafetyViolation } from './checker.js';
+import { EventQueue } from './eventQueue.js';
+import { checkLinearizability, kvModel, type KvInput, type KvOutput, type Operation } from './linearizability.js';
+import { type AppliedCommand, type ClientReply, type ClientRequest, type NodeHost, SimNode } from './node.js';
+import { Network, type PartitionKind } from './network.js';
+import { type NemesisAction, type SimOptions, type Swarm, DEFAULT_OPTIONS, TICK_US, pickSwarm } from './options.js';
+import { Random } from './random.js';
+import { type TraceRecord, Trace } from './trace.js';
+import { type ClientHost, type ClientOp, CLIENT_ID_BASE, SimClient } from './workload.js';
+
+type SimEvent =
+  | { readonly kind: 'tick'; readonly node: SimNode }
+  | { readonly kind: 'deliver'; readonly msg: Message }
+  | { readonly kind: 'persisted'; readonly node: SimNode; readonly incarnation: number; readonly rd: Ready }
+  | { readonly kind: 'snapshotReport'; readonly node: SimNode; readonly incarnation: number; readonly to: NodeId; readonly ok: boolean }
+  | { readonly kind: 'clientRequest'; readonly to: NodeId; readonly req: ClientRequest }
+  | { readonly kind: 'clientReply'; readonly client: SimClient; readonly reply: ClientReply }
+  | { readonly kind: 'clientWake'; readonly client: SimClient; readonly token: number }
+  | { readonly kind: 'nemesis' }
+  | { readonly kind: 'stopClients' }
+  | { readonly kind: 'heal' };
+
+export interface SimStats {
+  events: number;
+  /** Elections started (nodes becoming candidates, after any PreVote). */
+  elections: number;
+  /** Nodes becoming leader. */
+  leadersElected: number;
+  messagesSent: number;
+  messagesDelivered: number;
+  messagesDropped: number;
+  messagesByType: Record<string, number>;
+  faults: Record<string, number>;
+  /** The highest commit index reached. */
+  committed: number;
+  entriesApplied: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  confChangesApplied: number;
+  readsServed: number;
+  clientOps: number;
+  clientOpsCompleted: number;
+  /** Virtual µs from the heal to a leader that committed in its term. */
+  leaderAfterHealUs: number | undefined;
+}
+
+export interface Violation {
+  readonly property: Property | 'simulator-error';
+  readonly detail: string;
+  readonly time: number;
+  readonly event: number;
+}
+
+export interface SimResult {
+  readonly seed: number;
+  readonly options: SimOptions;
+  readonly swarm: Swarm;
+  readonly stats: SimStats;
+  readonly traceHash: string;
+  readonly leadersByTerm: ReadonlyArray<readonly [number, NodeId]>;
+  readonly violation: Violation | undefined;
+  /** The events leading to a violation (empty when none). */
+  readonly recent: readonly TraceRecord[];
+  readonly endTime: number;
+}
+
+function newStats(): SimStats {
+  return {
+    events: 0,
+    elections: 0,
+    leadersElected: 0,
+    messagesSent: 0,
+    messagesDelivered: 0,
+    messagesDropped: 0,
+    messagesByType: {},
+    faults: {},
+    committed: 0,
+    entriesApplied: 0,
+    snapshotsTaken: 0,
+    snapshotsInstalled: 0,
+    confChangesApplied: 0,
+    readsServed: 0,
+    clientOps: 0,
+    clientOpsCompleted: 0,
+    leaderAfterHealUs: undefined,
+  };
+}
+
+export class Simulator implements NodeHost, ClientHost {
+  readonly options: SimOptions;
+  readonly swarm: Swarm;
+  readonly nodes = new Map<NodeId, SimNode>();
+  readonly clients: SimClient[] = [];
+  readonly network: Network;
+  readonly checker = new Checker();
+  readonly trace: Trace;
+  readonly stats = newStats();
+  now = 0;
+  readonly endTime: number;
+  /** 'faults' until the heal, then 'liveness'. */
+  phase: 'faults' | 'liveness' = 'faults';
+  violation: Violation | undefined;
+  private healTime = Infinity;
+  private readonly queue = new EventQueue<SimEvent>();
+  private readonly rng: Random;
+  private readonly nemesisRng: Random;
+  private readonly diskRng: Random;
+  private readonly nodeIdList: NodeId[];
+  private finished = false;
+
+  constructor(options: Partial<SimOptions> & { seed: number }) {
+    this.options = { ...DEFAULT_OPTIONS, ...options };
+    this.swarm = pickSwarm(this.options);
+    const s = this.swarm;
+    this.rng = new Random(this.options.seed);
+    this.nemesisRng = this.rng.fork('nemesis');
+    this.diskRng = this.rng.fork('disk');
+    this.trace = new Trace(this.options.traceBuffer, this.options.onTrace);
+    this.network = new Network(this.rng.fork('network'), {
+      minDelayUs: s.minDelayUs,
+      maxDelayUs: s.maxDelayUs,
+      lossRate: s.lossRate,
+      duplicateRate: s.duplicateRate,
+    });
+    this.endTime = this.options.ticks * TICK_US;
+    const clockRng = this.rng.fork('clocks');
+    const params = {
+      electionTick: this.options.electionTick,
+      heartbeatTick: this.options.heartbeatTick,
+      readOnly: s.readOnly,
+      // Lease reads depend on CheckQuorum; otherwise both are varied per seed.
+      checkQuorum: s.readOnly === 'leaseBased' || this.rng.fork('checkQuorum').chance(0.8),
+      preVote: this.rng.fork('preVote').chance(0.8),
+      snapshotInterval: s.snapshotInterval,
+      compactionMargin: s.compactionMargin,
+      sessionTtlUs: s.sessionTtlUs,
+    };
+    this.nodeIdList = [];
+    for (let id = 1; id <= s.nodes; id++) {
+      const skew = s.skew > 0 ? (clockRng.float() * 2 - 1) * s.skew : 0;
+      const node = new SimNode(id, Math.round(TICK_US * (1 + skew)), params, this.rng.fork(`node:${id}`), this);
+      this.nodes.set(id, node);
+      this.nodeIdList.push(id);
+    }
+    const voters = this.nodeIdList.slice(0, s.initialVoters);
+    for (const node of this.nodes.values()) {
+      node.start(voters.includes(node.id) ? voters : undefined);
+      this.checker.onStart(node);
+      // Stagger the first ticks so nodes do not tick in lockstep.
+      this.queue.push(clockRng.int(node.tickPeriodUs), { kind: 'tick', node });
+    }
+    for (let i = 0; i < s.clients; i++) {
+      const client = new SimClient(
+        CLIENT_ID_BASE + i,
+        this.rng.fork(`client:${i}`),
+        this,
+        s.keys,
+        s.clientTimeoutTicks * TICK_US,
+        s.clientThinkTicks * TICK_US,
+      );
+      this.clients.push(client);
+      client.start(0);
+    }
+    if (s.nemesisWeights.length > 0) this.scheduleNemesis();
+    this.queue.push(s.healAtTick * TICK_US, { kind: 'heal' });
+    this.queue.push(s.clientsStopAtTick * TICK_US, { kind: 'stopClients' });
+  }
+
+  // -------------------------------------------------------------------------
+  // Running
+
+  /** Whether the run is over (end of time, or a violation). */
+  get done(): boolean {
+    return this.finished;
+  }
+
+  /** Processes the next event. Returns false once the run is over. */
+  step(): boolean {
+    if (this.finished) return false;
+    const next = this.queue.peekTime();
+    if (next === undefined || next > this.endTime) {
+      this.finish();
+      return false;
+    }
+    const { time, item } = this.queue.pop()!;
+    this.now = time;
+    this.stats.events++;
+    try {
+      this.handle(item);
+    } catch (e) {
+      this.fail(e);
+      return false;
+    }
+    return true;
+  }
+
+  run(): SimResult {
+    while (this.step()) {
+      /* run to the end */
+    }
+    return this.result();
+  }
+
+  /** Runs until virtual time `t` (µs) or the end. */
+  runUntil(t: number): void {
+    while (!this.finished && (this.queue.peekTime() ?? Infinity) <= t && this.step()) {
+      /* keep going */
+    }
+  }
+
+  result(): SimResult {
+    return {
+      seed: this.options.seed,
+      options: this.options,
+      swarm: this.swarm,
+      stats: this.stats,
+      traceHash: this.trace.digest(),
+      leadersByTerm: [...this.checker.leaderByTerm.entries()].sort((a, b) => a[0] - b[0]),
+      violation: this.violation,
+      recent: this.violation ? this.trace.recent() : [],
+      endTime: this.now,
+    };
+  }
+
+  private fail(e: unknown): void {
+    let property: Violation['property'];
+    let detail: string;
+    if (e instanceof SafetyViolation) {
+      property = e.property;
+      detail = e.detail;
+    } else if (e instanceof RaftError) {
+      property = 'core-invariant';
+      detail = `${e.code}: ${e.message}`;
+    } else {
+      property = 'simulator-error';
+      detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
+    }
+    this.violation = { property, detail, time: this.now, event: this.stats.events };
+    this.trace.record(this.now, 'violation', 0, undefined, `${property}: ${detail.split('\n')[0]}`);
+    this.finished = true;
+  }
+
+  private handle(ev: SimEvent): void {
+    switch (ev.kind) {
+      case 'tick': {
+        const node = ev.node;
+        this.queue.push(this.now + node.tickPeriodUs, ev);
+        if (!node.up) return;
+        this.trace.tick(this.now, node.id);
+        node.tick();
+        this.process(node);
+        return;
+      }
+      case 'deliver':
+        this.deliver(ev.msg);
+        return;
+      case 'persisted': {
+        const node = ev.node;
+        if (!node.up || node.incarnation !== ev.incarnation || node.persisting !== ev.rd) return;
+        node.persisting = undefined;
+        this.completeReady(node, ev.rd);
+        this.process(node);
+        return;
+      }
+      case 'snapshotReport': {
+        const node = ev.node;
+        if (!node.up || node.incarnation !== ev.incarnation) return;
+        node.raw!.reportSnapshot(ev.to, ev.ok);
+        this.process(node);
+        return;
+      }
+      case 'clientRequest': {
+        const node = this.nodes.get(ev.to)!;
+        if (!node.up) return;
+        this.trace.record(this.now, 'client', node.id, undefined, describeRequest(ev.req));
+        node.handleClient(ev.req, Math.floor(this.now * (node.tickPeriodUs / TICK_US)));
+        this.process(node);
+        return;
+      }
+      case 'clientReply':
+        ev.client.onReply(this.now, ev.reply);
+        return;
+      case 'clientWake':
+        ev.client.wake(this.now, ev.token);
+        return;
+      case 'nemesis':
+        if (this.phase !== 'faults') return;
+        this.nemesis();
+        this.scheduleNemesis();
+        return;
+      case 'stopClients':
+        for (const c of this.clients) c.stopped = true;
+        return;
+      case 'heal':
+        this.heal();
+        return;
+    }
+  }
+
+  /** Hands a node's Ready to the network and the disk, repeatedly, while it has one. */
+  private process(node: SimNode): void {
+    for (;;) {
+      if (!node.up) break;
+      const rd = node.takeReady();
+      if (!rd) break;
+      if (rd.softState) this.observeRole(node, rd.softState);
+      for (const m of rd.messages) this.send(m);
+      if (SimNode.needsDisk(rd) && this.swarm.diskMaxUs > 0) {
+        // The write takes time; the node keeps stepping messages meanwhile.
+        node.persisting = rd;
+        const latency = this.swarm.diskMinUs + this.diskRng.int(this.swarm.diskMaxUs - this.swarm.diskMinUs + 1);
+        this.queue.push(this.now + latency, { kind: 'persisted', node, incarnation: node.incarnation, rd });
+        break;
+      }
+      this.completeReady(node, rd);
+    }
+    this.checker.afterEvent(node);
+    if (node.up) {
+      const r = node.raw!.raft;
+      if (r.raftLog.committed > this.stats.committed) this.stats.committed = r.raftLog.committed;
+      if (
+        this.phase === 'liveness' &&
+        this.stats.leaderAfterHealUs === undefined &&
+        r.state === 'leader' &&
+        r.raftLog.termOrUndefined(r.raftLog.committed) === r.term
+      ) {
+        this.stats.leaderAfterHealUs = this.now - this.healTime;
+      }
+    }
+  }
+
+  private completeReady(node: SimNode, rd: Ready): void {
+    if (SimNode.needsDisk(rd)) {
+      const hs = rd.hardState;
+      const what = [
+        rd.snapshot ? `snap@${rd.snapshot.metadata.index}` : '',
+        rd.entries.length ? `ents ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}` : '',
+        hs ? `hs t${hs.term} v${hs.vote} c${hs.commit}` : '',
+      ];
+      this.trace.record(this.now, 'persist', node.id, undefined, what.filter(Boolean).join(' '));
+    }
+    node.write(rd);
+    node.finish(rd);
+  }
+
+  private observeRole(node: SimNode, ss: SoftState): void {
+    const r = node.raw!.raft;
+    this.trace.record(this.now, 'role', node.id, undefined, `${ss.state} t${r.term} lead=${ss.lead}`);
+    if (ss.state === 'candidate') this.stats.elections++;
+    if (ss.state === 'leader') this.stats.leadersElected++;
+  }
+
+  // -------------------------------------------------------------------------
+  // Network
+
+  send(m: Message): void {
+    this.stats.messagesSent++;
+    this.stats.messagesByType[m.type] = (this.stats.messagesByType[m.type] ?? 0) + 1;
+    const delays = this.network.deliveries(m.from, m.to, true);
+    const sender = this.nodes.get(m.from)!;
+    if (delays.length === 0) {
+      this.stats.messagesDropped++;
+      this.trace.record(this.now, 'drop', m.from, m);
+      if (m.type === 'MsgSnap') {
+        // The transport notices the failure.
+        this.queue.push(this.now + TICK_US, {
+          kind: 'snapshotReport',
+          node: sender,
+          incarnation: sender.incarnation,
+          to: m.to,
+          ok: false,
+        });
+      }
+      return;
+    }
+    this.trace.record(this.now, 'send', m.from, m);
+    for (const d of delays) {
+      this.queue.push(this.now + d, { kind: 'deliver', msg: m });
+      if (m.type === 'MsgSnap') {
+        this.queue.push(this.now + d, {
+          kind: 'snapshotReport',
+          node: sender,
+          incarnation: sender.incarnation,
+          to: m.to,
+          ok: true,
+        });
+      }
+    }
+  }
+
+  private deliver(m: Message): void {
+    const node = this.nodes.get(m.to);
+    if (!node || !node.up) {
+      this.stats.messagesDropped++;
+      return;
+    }
+    this.stats.messagesDelivered++;
+    this.trace.record(this.now, 'deliver', m.to, m);
+    node.raw!.step(m);
+    this.process(node);
+  }
+
+  // -------------------------------------------------------------------------
+  // NodeHost: what nodes report
+
+  reply(to: number, r: ClientReply): void {
+    const client = this.clients[to - CLIENT_ID_BASE];
+    if (!client) return;
+    for (const d of this.network.deliveries(r.from, to, false)) {
+      this.queue.push(this.now + d, { kind: 'clientReply', client, reply: r });
+    }
+  }
+
+  onPersisted(node: SimNode, rd: Ready, records: number): void {
+    this.checker.onPersisted(node, rd, records);
+  }
+
+  onApplied(node: SimNode, e: Entry, command: AppliedCommand): void {
+    this.stats.entriesApplied++;
+    if (e.type === 'confChange') {
+      this.stats.confChangesApplied++;
+      this.trace.record(this.now, 'conf', node.id, undefined, `applied ${e.index}: ${describeConfState(node)}`);
+    }
+    this.checker.onApplied(node, e, command);
+  }
+
+  onSnapshotInstalled(node: SimNode, index: number): void {
+    this.stats.snapshotsInstalled++;
+    this.trace.record(this.now, 'snapshot', node.id, undefined, `installed at ${index}`);
+    this.checker.onSnapshotInstalled(node, index);
+  }
+
+  onReadServed(): void {
+    this.stats.readsServed++;
+  }
+
+  // -------------------------------------------------------------------------
+  // ClientHost: what clients need
+
+  nodeIds(): readonly NodeId[] {
+    return this.nodeIdList;
+  }
+
+  wake(client: SimClient, at: number, token: number): void {
+    this.queue.push(at, { kind: 'clientWake', client, token });
+  }
+
+  sendRequest(to: NodeId, req: ClientRequest): void {
+    for (const d of this.network.deliveries(req.client, to, false)) {
+      this.queue.push(this.now + d, { kind: 'clientRequest', to, req });
+    }
+  }
+
+  onComplete(_client: SimClient, op: ClientOp, session: number): void {
+    this.stats.clientOpsCompleted++;
+    if (op.input.op !== 'get' && op.output?.ok) this.checker.onWriteAcknowledged(session, op.seq);
+  }
+
+  // -------------------------------------------------------------------------
+  // The nemesis
+
+  private scheduleNemesis(): void {
+    const mean = this.swarm.nemesisMeanTicks * TICK_US;
+    const at = this.now + 1 + this.nemesisRng.int(2 * mean);
+    if (at < this.swarm.healAtTick * TICK_US) this.queue.push(at, { kind: 'nemesis' });
+  }
+
+  private nemesis(): void {
+    const r = this.nemesisRng;
+    const action: NemesisAction = r.weighted(this.swarm.nemesisWeights);
+    this.stats.faults[action] = (this.stats.faults[action] ?? 0) + 1;
+    switch (action) {
+      case 'crash': {
+        const up = this.upNodes();
+        if (up.length > 0) this.crash(r.pick(up).id);
+        return;
+      }
+      case 'restart': {
+        const down = [...this.nodes.values()].filter((n) => !n.up);
+        if (down.length > 0) this.restart(down[r.int(down.length)]!.id);
+        return;
+      }
+      case 'partition': {
+        const kind: PartitionKind = r.pick(['split', 'oneWay', 'isolate'] as const);
+        const desc = this.network.partition(kind, this.nodeIdList);
+        this.trace.record(this.now, 'partition', 0, undefined, desc);
+        return;
+      }
+      case 'heal':
+        this.network.heal();
+        this.trace.record(this.now, 'heal', 0, undefined, 'all links restored');
+        return;
+      case 'membership':
+        this.changeMembership();
+        return;
+      case 'transfer': {
+        const up = this.upNodes();
+        if (up.length === 0) return;
+        const node = r.pick(up);
+        const voters = node.raw!.raft.prs.config.voters.ids();
+        if (voters.length === 0) return;
+        const target = r.pick(voters);
+        this.trace.record(this.now, 'transfer', node.id, undefined, `asks leadership for ${target}`);
+        this.tryRequest(node, () => node.raw!.transferLeader(target));
+        return;
+      }
+      case 'snapshot': {
+        const up = this.upNodes();
+        if (up.length === 0) return;
+        const node = r.pick(up);
+        if (node.snapshot()) {
+          this.stats.snapshotsTaken++;
+          this.trace.record(this.now, 'snapshot', node.id, undefined, `taken at ${node.appliedIndex}`);
+        }
+        return;
+      }
+    }
+  }
+
+  /** Calls a node API that may refuse (no leader, change pending...), then lets the node act. */
+  private tryRequest(node: SimNode, call: () => void): void {
+    try {
+      call();
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      this.trace.record(this.now, 'conf', node.id, undefined, `refused: ${e.message}`);
+    }
+    this.process(node);
+  }
+
+  /**
+   * Proposes a membership change through a running node (preferably the
+   * leader): a learner added, promoted or demoted, a voter removed, or
+   * voters replaced through a joint configuration.
+   */
+  private changeMembership(): void {
+    const r = this.nemesisRng;
+    const up = this.upNodes();
+    if (up.length === 0) return;
+    const node = up.find((n) => n.raw!.raft.state === 'leader') ?? r.pick(up);
+    const cfg = node.raw!.raft.prs.config;
+    let cc: ConfChange;
+    if (cfg.voters.isJoint) {
+      cc = { transition: 'auto', changes: [] }; // leave (explicit joint configurations wait for this)
+    } else {
+      const voters = cfg.voters.incoming.ids;
+      const learners = [...cfg.learners];
+      const others = this.nodeIdList.filter((id) => !voters.includes(id) && !cfg.learners.has(id));
+      const options: ConfChangeSingle[][] = [];
+      for (const id of others) options.push([{ type: 'addLearner', nodeId: id }]);
+      for (const id of learners) options.push([{ type: 'addNode', nodeId: id }]);
+      if (voters.length > 1) {
+        for (const id of voters) {
+          options.push([{ type: 'removeNode', nodeId: id }]);
+          options.push([{ type: 'addLearner', nodeId: id }]);
+        }
+      }
+      // Joint changes: replace a voter with a learner or a newcomer.
+      for (const out of voters) {
+        for (const inc of [...learners, ...others]) {
+          options.push([
+            { type: 'removeNode', nodeId: out },
+            { type: 'addNode', nodeId: inc },
+          ]);
+        }
+      }
+      if (options.length === 0) return;
+      const changes = r.pick(options);
+      const transition = changes.length > 1 ? r.pick(['auto', 'implicit', 'explicit'] as const) : r.pick(['auto', 'auto', 'implicit'] as const);
+      cc = { transition, changes };
+    }
+    this.trace.record(this.now, 'conf', node.id, undefined, `proposes ${describeConfChange(cc)}`);
+    this.tryRequest(node, () => node.raw!.proposeConfChange(cc));
+  }
+
+  private upNodes(): SimNode[] {
+    return [...this.nodes.values()].filter((n) => n.up);
+  }
+
+  crash(id: NodeId): void {
+    const node = this.nodes.get(id)!;
+    if (!node.up) return;
+    // A torn write keeps a random prefix of the write in flight.
+    const keep = this.swarm.tornWrites && node.persisting ? this.nemesisRng.int(SimNode.recordCount(node.persisting) + 1) : 0;
+    this.trace.record(this.now, 'crash', id, undefined, node.persisting ? `write in flight, kept ${keep} records` : '');
+    node.crash(keep);
+  }
+
+  restart(id: NodeId): void {
+    const node = this.nodes.get(id)!;
+    if (node.up) return;
+    node.start(undefined);
+    this.checker.onStart(node);
+    const r = node.raw!.raft;
+    this.trace.record(this.now, 'restart', id, undefined, `term ${r.term} commit ${r.raftLog.committed} last ${r.raftLog.lastIndex()}`);
+    this.process(node);
+  }
+
+  /** Ends the fault phase: every link restored, every node restarted, the network calm. */
+  private heal(): void {
+    this.phase = 'liveness';
+    this.healTime = this.now;
+    this.network.heal();
+    const w = this.network.weather;
+    w.lossRate = 0;
+    w.duplicateRate = 0;
+    w.minDelayUs = Math.min(w.minDelayUs, TICK_US / 10);
+    w.maxDelayUs = Math.min(w.maxDelayUs, TICK_US / 2);
+    this.trace.record(this.now, 'phase', 0, undefined, 'heal: faults stop, liveness required from here');
+    for (const node of this.nodes.values()) if (!node.up) this.restart(node.id);
+  }
+
+  // -------------------------------------------------------------------------
+  // The end of a run
+
+  private finish(): void {
+    this.finished = true;
+    if (this.violation) return;
+    try {
+      this.finalChecks();
+    } catch (e) {
+      this.fail(e);
+    }
+  }
+
+  private finalChecks(): void {
+    this.stats.clientOps = this.clients.reduce((n, c) => n + c.history.length, 0);
+    if (this.phase !== 'liveness') return; // the run ended before the heal: nothing to require
+    const electionUs = this.options.electionTick * TICK_US;
+    const bound = 40 * electionUs;
+    const leaderAt = this.stats.leaderAfterHealUs;
+    if (this.endTime - this.healTime >= bound) {
+      if (leaderAt === undefined || leaderAt > bound) {
+        throw new SafetyViolation(
+          'liveness',
+          `no leader committed an entry within ${bound / TICK_US} ticks of the heal` +
+            (leaderAt !== undefined ? ` (took ${Math.round(leaderAt / TICK_US)} ticks)` : ''),
+        );
+      }
+      const stuck = this.clients.filter((c) => c.current !== undefined);
+      if (stuck.length > 0) {
+        const c = stuck[0]!;
+        throw new SafetyViolation(
+          'liveness',
+          `client ${c.id}'s operation ${describeInput(c.current!.input)} (seq ${c.current!.seq}) invoked at ` +
+            `${(c.current!.call / 1000).toFixed(1)}ms never completed (${stuck.length} clients stuck)`,
+        );
+      }
+      const leader = this.upNodes().find((n) => n.raw!.raft.state === 'leader');
+      const acked = this.checker.maxAcknowledgedIndex();
+      if (leader && leader.raw!.raft.raftLog.committed < acked) {
+        throw new SafetyViolation(
+          'acknowledged-write-lost',
+          `the final leader ${leader.id} committed only up to ${leader.raw!.raft.raftLog.committed}, ` +
+            `but a write acknowledged at index ${acked}`,
+        );
+      }
+    }
+    if (this.options.checkLinearizability !== false) {
+      const history: Operation<KvInput, KvOutput>[] = this.clients.flatMap((c) => c.operations());
+      const result = checkLinearizability(kvModel, history);
+      if (result.outcome === 'violation') throw new SafetyViolation('linearizability', result.explanation);
+    }
+  }
+}
+
+function describeInput(i: KvInput): string {
+  switch (i.op) {
+    case 'set':
+      return `set ${i.key}=${i.value}`;
+    case 'cas':
+      return `cas ${i.key}`;
+    default:
+      return `${i.op} ${i.key}`;
+  }
+}
+
+function describeRequest(r: ClientRequest): string {
+  if (r.register) return `c${r.client} register (attempt ${r.attempt})`;
+  return `c${r.client} s${r.session} #${r.seq}.${r.attempt} ${describeInput(r.input!)}`;
+}
+
+function describeConfState(node: SimNode): string {
+  const cs = node.confState;
+  let s = `voters=(${cs.voters.join(' ')})`;
+  if (cs.votersOutgoing.length) s += `&&(${cs.votersOutgoing.join(' ')})`;
+  if (cs.learners.length) s += ` learners=(${cs.learners.join(' ')})`;
+  if (cs.learnersNext.length) s += ` next=(${cs.learnersNext.join(' ')})`;
+  return s;
+}

@@ -1,0 +1,181 @@
+// The event trace: a running hash of every event (same seed, same hash), a
+// ring buffer of the latest events for failure reports, and formatting.
+// Events are kept as small records and formatted only when printed.
+
+import type { Message, MessageType } from '../raft/types.js';
+
+export type TraceKind =
+  | 'tick'
+  | 'send'
+  | 'deliver'
+  | 'drop'
+  | 'persist'
+  | 'apply'
+  | 'role'
+  | 'crash'
+  | 'restart'
+  | 'partition'
+  | 'heal'
+  | 'conf'
+  | 'transfer'
+  | 'snapshot'
+  | 'client'
+  | 'phase'
+  | 'violation';
+
+export interface TraceRecord {
+  readonly time: number;
+  readonly kind: TraceKind;
+  readonly node: number;
+  readonly msg?: Message;
+  readonly text?: string;
+}
+
+const KIND_CODES: Record<TraceKind, number> = {
+  tick: 1,
+  send: 2,
+  deliver: 3,
+  drop: 4,
+  persist: 5,
+  apply: 6,
+  role: 7,
+  crash: 8,
+  restart: 9,
+  partition: 10,
+  heal: 11,
+  conf: 12,
+  transfer: 13,
+  snapshot: 14,
+  client: 15,
+  phase: 16,
+  violation: 17,
+};
+
+const MSG_CODES: Record<MessageType, number> = {
+  MsgProp: 1,
+  MsgApp: 2,
+  MsgAppResp: 3,
+  MsgVote: 4,
+  MsgVoteResp: 5,
+  MsgPreVote: 6,
+  MsgPreVoteResp: 7,
+  MsgSnap: 8,
+  MsgHeartbeat: 9,
+  MsgHeartbeatResp: 10,
+  MsgTransferLeader: 11,
+  MsgTimeoutNow: 12,
+  MsgReadIndex: 13,
+  MsgReadIndexResp: 14,
+};
+
+export function describeMessage(m: Message): string {
+  let s = `${m.type} ${m.from}->${m.to} t${m.term}`;
+  switch (m.type) {
+    case 'MsgApp':
+      s += ` prev=${m.index}@${m.logTerm} ents=${m.entries.length ? `${m.entries[0]!.index}..${m.entries[m.entries.length - 1]!.index}` : '0'} commit=${m.commit}`;
+      break;
+    case 'MsgAppResp':
+      s += m.reject ? ` reject ${m.index} hint=${m.rejectHint}@${m.logTerm}` : ` index=${m.index}`;
+      break;
+    case 'MsgVote':
+    case 'MsgPreVote':
+      s += ` last=${m.index}@${m.logTerm}${m.force ? ' force' : ''}`;
+      break;
+    case 'MsgVoteResp':
+    case 'MsgPreVoteResp':
+      s += m.reject ? ' rejected' : ' granted';
+      break;
+    case 'MsgHeartbeat':
+      s += ` commit=${m.commit} round=${m.round}`;
+      break;
+    case 'MsgHeartbeatResp':
+      s += ` round=${m.round}`;
+      break;
+    case 'MsgSnap':
+      s += ` snap=${m.snapshot?.metadata.index}@${m.snapshot?.metadata.term}`;
+      break;
+    case 'MsgReadIndexResp':
+      s += ` index=${m.index}`;
+      break;
+    case 'MsgTransferLeader':
+      s += ` to=${m.transferee}`;
+      break;
+    case 'MsgProp':
+      s += ` ents=${m.entries.length}`;
+      break;
+    default:
+      break;
+  }
+  return s;
+}
+
+export function formatRecord(r: TraceRecord): string {
+  const t = (r.time / 1000).toFixed(3).padStart(10);
+  const who = r.node > 0 ? `n${r.node}` : '--';
+  const body = r.msg ? describeMessage(r.msg) + (r.text ? ` ${r.text}` : '') : (r.text ?? '');
+  return `${t}ms ${who.padEnd(5)} ${r.kind.padEnd(9)} ${body}`;
+}
+
+export class Trace {
+  private hash = 0x811c9dc5;
+  private readonly ring: (TraceRecord | undefined)[];
+  private next = 0;
+  count = 0;
+
+  constructor(
+    capacity: number,
+    private readonly sink?: (record: TraceRecord) => void,
+  ) {
+    this.ring = new Array<TraceRecord | undefined>(Math.max(1, capacity));
+  }
+
+  private mix(x: number): void {
+    this.hash = Math.imul(this.hash ^ (x | 0), 0x01000193) >>> 0;
+  }
+
+  /** Ticks go into the hash but not the buffer: they would crowd out the events that matter. */
+  tick(time: number, node: number): void {
+    this.count++;
+    this.mix(time);
+    this.mix(node);
+  }
+
+  record(time: number, kind: TraceKind, node: number, msg?: Message, text?: string): void {
+    this.count++;
+    this.mix(time);
+    this.mix(time / 4294967296);
+    this.mix(KIND_CODES[kind]);
+    this.mix(node);
+    if (msg) {
+      this.mix(MSG_CODES[msg.type]);
+      this.mix(msg.from);
+      this.mix(msg.to);
+      this.mix(msg.term);
+      this.mix(msg.index);
+      this.mix(msg.logTerm);
+      this.mix(msg.commit);
+      this.mix(msg.entries.length);
+      this.mix(msg.reject ? 1 : 0);
+    }
+    if (text) for (let i = 0; i < text.length; i++) this.mix(text.charCodeAt(i));
+    const rec: TraceRecord = msg ? { time, kind, node, msg, text } : { time, kind, node, text };
+    this.ring[this.next] = rec;
+    this.next = (this.next + 1) % this.ring.length;
+    if (this.sink) this.sink(rec);
+  }
+
+  /** The hash of every event so far, as 8 hex digits. */
+  digest(): string {
+    return this.hash.toString(16).padStart(8, '0');
+  }
+
+  /** The latest events, oldest first. */
+  recent(n = this.ring.length): TraceRecord[] {
+    const out: TraceRecord[] = [];
+    for (let i = 0; i < this.ring.length; i++) {
+      const r = this.ring[(this.next + i) % this.ring.length];
+      if (r) out.push(r);
+    }
+    return out.slice(-n);
+  }
+}
