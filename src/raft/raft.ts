@@ -7,7 +7,13 @@
 // (diss. §).
 
 import { applyChange, decodeConfChange, leavesJoint, restoreConfState } from './confchange.js';
-import { InvalidConfigError, ProposalDroppedError, type DropReason, RaftInvariantError } from './errors.js';
+import {
+  type DropReason,
+  InvalidConfigError,
+  ProposalDroppedError,
+  RaftInvariantError,
+  SnapshotTemporarilyUnavailableError,
+} from './errors.js';
 import { RaftLog } from './log.js';
 import { type Progress, ProgressTracker, describeConfig, emptyTrackerConfig } from './progress.js';
 import { ReadOnly, type ReadOnlyOption } from './readOnly.js';
@@ -269,7 +275,8 @@ export class Raft {
     try {
       snapshot = this.raftLog.snapshot();
     } catch (e) {
-      if ((e as { code?: string }).code === 'SNAPSHOT_TEMPORARILY_UNAVAILABLE') return false;
+      // Storage is producing one: try again at the next chance to send.
+      if (e instanceof SnapshotTemporarilyUnavailableError) return false;
       throw e;
     }
     if (snapshot.metadata.index === 0) {
@@ -788,7 +795,10 @@ export class Raft {
         return;
       case myRespType: {
         const result = this.poll(m.from, m.type, !m.reject);
-        if (result === 'won') {
+        if (result === 'won' && !this.promotable()) {
+          // Defense in depth (see switchToConfig): never lead without being a voter.
+          this.becomeFollower(this.term, NONE);
+        } else if (result === 'won') {
           if (this.state === 'preCandidate') this.campaign('election');
           else this.becomeLeader();
         } else if (result === 'lost') {
@@ -1156,6 +1166,14 @@ export class Raft {
         this.logger.info('raft: removed from configuration, stepping down', { id: this.id, term: this.term });
         this.becomeFollower(this.term, NONE);
       }
+      return cs;
+    }
+    if ((this.state === 'candidate' || this.state === 'preCandidate') && !this.promotable()) {
+      // We left the voters mid-campaign: the votes we gather would make a
+      // leader the configuration does not count, which refuses every
+      // proposal while its heartbeats keep anyone else from campaigning.
+      this.logger.info('raft: no longer a voter, abandoning the campaign', { id: this.id, term: this.term });
+      this.becomeFollower(this.term, NONE);
       return cs;
     }
     if (this.state !== 'leader' || cs.voters.length === 0) return cs;

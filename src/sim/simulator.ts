@@ -562,26 +562,31 @@ export class Simulator implements NodeHost, ClientHost {
       const voters = cfg.voters.incoming.ids;
       const learners = [...cfg.learners];
       const others = this.nodeIdList.filter((id) => !voters.includes(id) && !cfg.learners.has(id));
-      const options: ConfChangeSingle[][] = [];
-      for (const id of others) options.push([{ type: 'addLearner', nodeId: id }]);
-      for (const id of learners) options.push([{ type: 'addNode', nodeId: id }]);
-      if (voters.length > 1) {
-        for (const id of voters) {
-          options.push([{ type: 'removeNode', nodeId: id }]);
-          options.push([{ type: 'addLearner', nodeId: id }]);
-        }
+      // Lean towards the initial number of voters, so that long runs keep
+      // exercising real quorums rather than drifting down to a single voter.
+      const target = this.swarm.initialVoters;
+      const grow = voters.length < target ? 4 : 1;
+      const shrink = voters.length > target ? 4 : voters.length > 1 ? 0.5 : 0;
+      const options: [ConfChangeSingle[], number][] = [];
+      for (const id of others) options.push([[{ type: 'addLearner', nodeId: id }], 1]);
+      for (const id of learners) options.push([[{ type: 'addNode', nodeId: id }], grow]);
+      for (const id of voters) {
+        options.push([[{ type: 'removeNode', nodeId: id }], shrink]);
+        options.push([[{ type: 'addLearner', nodeId: id }], shrink]);
       }
-      // Joint changes: replace a voter with a learner or a newcomer.
+      // Joint changes: replace a voter with a learner or a newcomer, or add two voters at once.
       for (const out of voters) {
         for (const inc of [...learners, ...others]) {
-          options.push([
-            { type: 'removeNode', nodeId: out },
-            { type: 'addNode', nodeId: inc },
-          ]);
+          options.push([[{ type: 'removeNode', nodeId: out }, { type: 'addNode', nodeId: inc }], 2 / voters.length]);
         }
       }
-      if (options.length === 0) return;
-      const changes = r.pick(options);
+      const candidates = [...learners, ...others];
+      if (candidates.length >= 2) {
+        options.push([[{ type: 'addNode', nodeId: candidates[0]! }, { type: 'addNode', nodeId: candidates[1]! }], grow]);
+      }
+      const usable = options.filter(([, w]) => w > 0);
+      if (usable.length === 0) return;
+      const changes = r.weighted(usable);
       const transition = changes.length > 1 ? r.pick(['auto', 'implicit', 'explicit'] as const) : r.pick(['auto', 'auto', 'implicit'] as const);
       cc = { transition, changes };
     }
