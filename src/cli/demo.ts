@@ -49,6 +49,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
     // Long enough never to reach the heal phase: the weather never clears.
     ticks: 100_000_000,
     faults,
+    clients: 4,
     electionTick: 10,
     heartbeatTick: 1,
     traceBuffer: 64,
@@ -109,7 +110,10 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
 }
 
 function statusLines(sim: Simulator, tty: boolean): string[] {
-  const lines = [`t=${(sim.now / 1000).toFixed(1)} ms simulated (${(sim.now / TICK_US).toFixed(0)} ticks); ${sim.network.cutCount} links cut`];
+  const lines = [
+    `t=${(sim.now / 1000).toFixed(1)} ms simulated (${(sim.now / TICK_US).toFixed(0)} ticks); ` +
+      `${sim.stats.clientOpsCompleted} client operations completed; ${sim.network.cutCount} links cut`,
+  ];
   for (const node of sim.nodes.values()) {
     const id = `n${node.id}`;
     if (!node.up) {

@@ -148,7 +148,7 @@ export function summary(r: SimResult, elapsedMs: number): string {
     `faults injected: ${count(s.faults)}`,
     `messages:        ${s.messagesSent} sent, ${s.messagesDelivered} delivered, ${s.messagesDropped} dropped`,
     `  by type:       ${count(s.messagesByType)}`,
-    `clients:         ${s.clientOps} operations, ${s.clientOpsCompleted} completed, ${s.readsServed} reads served`,
+    `clients:         ${s.clientOps} operations, ${s.clientOpsCompleted} completed, ${s.readsServed} reads served; linearizability ${s.linearizability}`,
     `snapshots:       ${s.snapshotsTaken} taken by the nemesis, ${s.snapshotsInstalled} installed; ${s.confChangesApplied} conf changes applied`,
     `after the heal:  ${s.leaderAfterHealUs === undefined ? 'no leader yet' : `a leader committed after ${(s.leaderAfterHealUs / TICK_US).toFixed(1)} ticks`}`,
     `events:          ${s.events} in ${(elapsedMs / 1000).toFixed(2)} s (${Math.round(s.events / Math.max(elapsedMs, 1e-3))}k events/s)`,
@@ -240,6 +240,8 @@ export interface SweepOutcome {
   readonly seed: number;
   readonly events: number;
   readonly hash: string;
+  /** The linearizability check ran out of budget (inconclusive, not a failure). */
+  readonly undecided: boolean;
   readonly violation?: { property: string; detail: string };
 }
 
@@ -257,6 +259,7 @@ export async function sweep(from: number, to: number, run: RunOptions, s: SweepS
   const failures: SweepOutcome[] = [];
   let done = 0;
   let events = 0;
+  let undecided = 0;
   let next = from;
   let lastProgress = 0;
   const chunk = Math.max(1, Math.min(50, Math.ceil(total / (s.workers * 8))));
@@ -282,6 +285,7 @@ export async function sweep(from: number, to: number, run: RunOptions, s: SweepS
         for (const o of batch) {
           done++;
           events += o.events;
+          if (o.undecided) undecided++;
           if (o.violation) {
             failures.push(o);
             process.stdout.write(`seed ${o.seed} FAILED: ${o.violation.property}: ${o.violation.detail.split('\n')[0]}\n`);
@@ -307,7 +311,9 @@ export async function sweep(from: number, to: number, run: RunOptions, s: SweepS
   const rate = Math.round(events / secs / 1000);
   process.stdout.write(
     `swept ${done} of ${total} seeds (${from}-${to}, faults ${describeFaults(run.faults)}, ${run.ticks} ticks) in ${secs.toFixed(1)} s: ` +
-      `${failures.length} failed; ${events} events (${rate}k events/s)\n`,
+      `${failures.length} failed; ${events} events (${rate}k events/s)` +
+      (undecided > 0 ? `; linearizability undecided (search budget) in ${undecided} seeds` : '') +
+      '\n',
   );
   if (failures.length === 0) return 0;
   // Re-run the first failure here for the full report.

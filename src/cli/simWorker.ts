@@ -15,6 +15,7 @@ parentPort!.on('message', ({ from, to }: { from: number; to: number }) => {
       seed,
       events: r.stats.events,
       hash: r.traceHash,
+      undecided: r.stats.linearizability === 'unknown',
       ...(r.violation ? { violation: { property: r.violation.property, detail: r.violation.detail } } : {}),
     });
   }

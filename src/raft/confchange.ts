@@ -190,6 +190,7 @@ export class Changer {
       copy.pendingSnapshot = pr.pendingSnapshot;
       copy.msgAppFlowPaused = pr.msgAppFlowPaused;
       copy.roundAcked = pr.roundAcked;
+      copy.sentCommit = pr.sentCommit;
       progress.set(id, copy);
     }
     return { cfg, progress };

@@ -32,6 +32,13 @@ export class Progress {
   isLearner: boolean;
   /** Highest heartbeat round of the leader's current term this member acknowledged. */
   roundAcked = 0;
+  /**
+   * The highest commit index this follower can have learned from what we
+   * sent it (an append's commit is capped by the entries it carried, a
+   * heartbeat's by matchIndex). Broadcasts skip appends that would tell it
+   * nothing new.
+   */
+  sentCommit = 0;
 
   constructor(nextIndex: number, inflights: Inflights, isLearner: boolean, recentActive: boolean) {
     this.nextIndex = nextIndex;
@@ -47,6 +54,7 @@ export class Progress {
     this.nextIndex = nextIndex;
     this.recentActive = false;
     this.roundAcked = 0;
+    this.sentCommit = 0;
   }
 
   private resetState(state: ProgressState): void {
@@ -115,12 +123,15 @@ export class Progress {
       // Stale if it is about an index already known to match.
       if (rejected <= this.matchIndex) return false;
       this.nextIndex = this.matchIndex + 1;
+      this.sentCommit = Math.min(this.sentCommit, this.matchIndex);
       return true;
     }
     // In probe state only the latest probe (at nextIndex - 1) is outstanding.
     if (this.nextIndex - 1 !== rejected) return false;
     this.nextIndex = Math.max(Math.min(rejected, matchHint + 1), this.matchIndex + 1);
     this.msgAppFlowPaused = false;
+    // The follower did not take what we sent: it may lack the commit index too.
+    this.sentCommit = Math.min(this.sentCommit, this.nextIndex - 1);
     return true;
   }
 

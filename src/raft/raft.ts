@@ -261,6 +261,8 @@ export class Raft {
     let bytes = 0;
     for (const e of entries) bytes += entryBytes(e);
     pr.sentEntries(entries.length, bytes);
+    // The follower commits at most up to the last entry this message covers.
+    pr.sentCommit = Math.max(pr.sentCommit, Math.min(this.raftLog.committed, prevIndex + entries.length));
     return true;
   }
 
@@ -294,10 +296,15 @@ export class Raft {
     // log past matchIndex may still differ from ours.
     const commit = Math.min(pr.matchIndex, this.raftLog.committed);
     this.send({ type: 'MsgHeartbeat', to, commit, round });
+    pr.sentCommit = Math.max(pr.sentCommit, commit);
   }
 
+  /** Sends each follower its new entries, or the new commit index if it has not been sent it. */
   private bcastAppend(): void {
-    for (const id of this.prs.ids()) if (id !== this.id) this.sendAppend(id);
+    const committed = this.raftLog.committed;
+    this.prs.visit((id, pr) => {
+      if (id !== this.id) this.maybeSendAppend(id, pr.sentCommit < committed);
+    });
   }
 
   /** Starts a heartbeat round: it asserts leadership and confirms pending reads (diss. §6.4). */
@@ -634,7 +641,14 @@ export class Raft {
       } else {
         // §5.1: a higher term makes us a follower of that term.
         const lead = m.type === 'MsgApp' || m.type === 'MsgHeartbeat' || m.type === 'MsgSnap' ? m.from : NONE;
+        // Adopting a vote request's term does not restart our election
+        // timer: only granting the vote does (handleVoteRequest). Otherwise
+        // a candidate with a stale log, campaigning again and again, would
+        // keep every up-to-date node from ever timing out.
+        const keepTimer = m.type === 'MsgVote' && this.state !== 'leader';
+        const elapsed = this.electionElapsed;
         this.becomeFollower(m.term, lead);
+        if (keepTimer) this.electionElapsed = elapsed;
       }
     } else if (m.term < this.term) {
       if ((this.checkQuorum || this.preVote) && (m.type === 'MsgHeartbeat' || m.type === 'MsgApp')) {
@@ -642,9 +656,15 @@ export class Raft {
         // moved on. With CheckQuorum or PreVote our vote requests may never
         // raise its term, so tell it ours: it then steps down.
         this.send({ type: 'MsgAppResp', to: m.from });
-      } else if (m.type === 'MsgPreVote') {
-        // Answer, or a lower-term pre-candidate with a better log could wait forever.
-        this.send({ type: 'MsgPreVoteResp', to: m.from, term: this.term, reject: true, ...this.commitInfo() });
+      } else if (m.type === 'MsgPreVote' || m.type === 'MsgVote') {
+        // Refuse with our term (§5.1: "reply false if term < currentTerm"),
+        // so the candidate catches up. Silence could stall elections: a
+        // candidate whose vote requests only we can answer would keep
+        // campaigning at terms below ours, while we campaign among voters
+        // that exclude it (our configurations can differ while a change
+        // is being applied).
+        const type = m.type === 'MsgPreVote' ? 'MsgPreVoteResp' : 'MsgVoteResp';
+        this.send({ type, to: m.from, term: this.term, reject: true, ...this.commitInfo() });
       }
       // Anything else from an older term is stale: ignore it.
       return;

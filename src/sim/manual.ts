@@ -14,10 +14,12 @@ import {
   type ConfChange,
   type ConfState,
   type Entry,
+  type HardState,
   type Message,
   type MessageType,
   type NodeId,
   type ReadState,
+  type Snapshot,
   EMPTY_CONF_STATE,
 } from '../raft/types.js';
 import { Random } from './random.js';
@@ -77,13 +79,31 @@ export class ManualCluster {
    * learner or voter joining through a configuration change).
    */
   add(id: NodeId, voters?: readonly NodeId[], config: NodeConfig = {}): ManualNode {
+    return this.addWithState(id, voters ? bootstrapState(voters) : {}, config);
+  }
+
+  private readonly configs = new Map<NodeId, NodeConfig>();
+
+  /**
+   * Scenario support (added for src/sim/scenario.ts): adds a node whose disk
+   * already holds a history, as if it had lived through earlier terms — an
+   * optional snapshot (its configuration is the node's configuration), log
+   * entries following it, and a hard state. This builds situations such as
+   * the logs of the Raft paper's Figures 7 and 8 directly, instead of
+   * playing out every earlier term. The caller must keep the state
+   * consistent (entries contiguous after the snapshot, commit <= last index).
+   * Like add(), it does not process the node's first Ready.
+   */
+  addWithState(
+    id: NodeId,
+    state: { snapshot?: Snapshot; entries?: readonly Entry[]; hardState?: HardState },
+    config: NodeConfig = {},
+  ): ManualNode {
     if (this.nodes.has(id)) throw new RangeError(`node ${id} already exists`);
     const storage = new MemoryStorage();
-    if (voters) {
-      const { entries, hardState } = bootstrapState(voters);
-      storage.append(entries);
-      storage.setHardState(hardState);
-    }
+    if (state.snapshot) storage.applySnapshot(state.snapshot);
+    if (state.entries) storage.append(state.entries);
+    if (state.hardState) storage.setHardState(state.hardState);
     const node: ManualNode = {
       id,
       storage,
@@ -99,8 +119,6 @@ export class ManualCluster {
     this.start(node);
     return node;
   }
-
-  private readonly configs = new Map<NodeId, NodeConfig>();
 
   private start(node: ManualNode): void {
     node.incarnation++;

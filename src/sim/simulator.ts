@@ -58,6 +58,8 @@ export interface SimStats {
   clientOpsCompleted: number;
   /** Virtual µs from the heal to a leader that committed in its term. */
   leaderAfterHealUs: number | undefined;
+  /** The linearizability checker's verdict on the client history ('unknown': search budget exhausted). */
+  linearizability: 'ok' | 'unknown' | 'not checked';
 }
 
 export interface Violation {
@@ -99,6 +101,7 @@ function newStats(): SimStats {
     clientOps: 0,
     clientOpsCompleted: 0,
     leaderAfterHealUs: undefined,
+    linearizability: 'not checked',
   };
 }
 
@@ -503,6 +506,7 @@ export class Simulator implements NodeHost, ClientHost {
         return;
       }
       case 'heal':
+        if (this.network.cutCount === 0) return;
         this.network.heal();
         this.trace.record(this.now, 'heal', 0, undefined, 'all links restored');
         return;
@@ -681,6 +685,7 @@ export class Simulator implements NodeHost, ClientHost {
       const history: Operation<KvInput, KvOutput>[] = this.clients.flatMap((c) => c.operations());
       const result = checkLinearizability(kvModel, history);
       if (result.outcome === 'violation') throw new SafetyViolation('linearizability', result.explanation);
+      this.stats.linearizability = result.outcome;
     }
   }
 }
