@@ -205,7 +205,8 @@ export class RaftLog {
           `entry ${conflict} conflicts with committed entry (committed ${this.committed})`,
         );
       }
-      this.append(ents.slice(conflict - (prevIndex + 1)));
+      const from = conflict - (prevIndex + 1);
+      this.append(from === 0 ? ents : ents.slice(from));
     }
     // Commit only what this message proved we share with the leader, never
     // our own last index, which may still hold stale entries beyond it.
@@ -340,15 +341,16 @@ export class RaftLog {
     const cut = Math.min(hi, offset);
     const stable = this.storage.entries(lo, cut, maxBytes);
     if (hi <= offset || stable.length < cut - lo) return stable; // done, or the size limit was hit
+    // Storage hands us a fresh array (see Storage.entries): extend it in place.
     let size = 0;
     for (const e of stable) size += entryBytes(e);
-    const out = stable.slice();
-    for (const e of this.unstable.slice(offset, hi)) {
+    for (let i = offset; i < hi; i++) {
+      const e = this.unstable.entries[i - offset]!;
       size += entryBytes(e);
       if (size > maxBytes) break;
-      out.push(e);
+      stable.push(e);
     }
-    return out;
+    return stable;
   }
 
   private checkOutOfBounds(lo: number, hi: number): void {

@@ -27,6 +27,7 @@ import {
   type Logger,
   type Message,
   type MessageType,
+  type MutableMessage,
   type NodeId,
   type RandomSource,
   type ReadState,
@@ -35,9 +36,11 @@ import {
   type StateType,
   NONE,
   SILENT_LOGGER,
+  blankMessage,
   canSendBeforePersist,
   entryBytes,
   message,
+  payloadBytes,
 } from './types.js';
 
 export interface RaftConfig {
@@ -90,6 +93,9 @@ export interface ProposedEntry {
   readonly type: EntryType;
   readonly data: Uint8Array;
 }
+
+/** A proposal: a bare Uint8Array stands for a normal entry's data (the common case, one object less). */
+export type Proposal = ProposedEntry | Uint8Array;
 
 interface PendingRead {
   readonly context: Uint8Array;
@@ -226,7 +232,15 @@ export class Raft {
       fields.type === 'MsgVoteResp' ||
       fields.type === 'MsgPreVoteResp';
     const term = isForward ? 0 : isVote ? fields.term! : this.term;
-    const m = message({ ...fields, from: this.id, term });
+    this.emit(message({ ...fields, from: this.id, term }));
+  }
+
+  /** A message of our current term to fill in (for the hot paths: appends, heartbeats and their answers). */
+  private newMessage(type: MessageType, to: NodeId): MutableMessage {
+    return blankMessage(type, this.id, to, this.term);
+  }
+
+  private emit(m: Message): void {
     if (canSendBeforePersist(m.type)) this.msgs.push(m);
     else this.msgsAfterPersist.push(m);
   }
@@ -250,16 +264,15 @@ export class Raft {
       entries = this.raftLog.entries(pr.nextIndex, this.maxMsgSize);
     }
     if (entries.length === 0 && !sendIfEmpty) return false;
-    this.send({
-      type: 'MsgApp',
-      to,
-      index: prevIndex,
-      logTerm: prevTerm,
-      entries,
-      commit: this.raftLog.committed,
-    });
+    const m = this.newMessage('MsgApp', to);
+    m.index = prevIndex;
+    m.logTerm = prevTerm;
+    m.entries = entries;
+    m.commit = this.raftLog.committed;
+    this.emit(m);
+    // Bytes in flight matter only under a byte limit.
     let bytes = 0;
-    for (const e of entries) bytes += entryBytes(e);
+    if (this.prs.maxInflightBytes > 0) for (const e of entries) bytes += entryBytes(e);
     pr.sentEntries(entries.length, bytes);
     // The follower commits at most up to the last entry this message covers.
     pr.sentCommit = Math.max(pr.sentCommit, Math.min(this.raftLog.committed, prevIndex + entries.length));
@@ -295,7 +308,10 @@ export class Raft {
     // Never tell a follower to commit beyond what it is known to hold: its
     // log past matchIndex may still differ from ours.
     const commit = Math.min(pr.matchIndex, this.raftLog.committed);
-    this.send({ type: 'MsgHeartbeat', to, commit, round });
+    const m = this.newMessage('MsgHeartbeat', to);
+    m.commit = commit;
+    m.round = round;
+    this.emit(m);
     pr.sentCommit = Math.max(pr.sentCommit, commit);
   }
 
@@ -407,7 +423,7 @@ export class Raft {
     this.pendingConfIndex = this.raftLog.lastIndex();
     // §8: an empty entry of the new term, so that earlier entries can be
     // committed (§5.4.2) and reads served (diss. §6.4) without waiting for a client.
-    if (!this.appendEntry([{ type: 'normal', data: EMPTY_DATA }])) {
+    if (!this.appendEntry([EMPTY_DATA])) {
       throw new RaftInvariantError('empty entry was dropped');
     }
     this.logger.info('raft: became leader', { id: this.id, term: this.term });
@@ -881,12 +897,12 @@ export class Raft {
   private handleAppendEntries(m: Message): void {
     if (m.index < this.raftLog.committed) {
       // Everything up to our commit index matches the leader already.
-      this.send({ type: 'MsgAppResp', to: m.from, index: this.raftLog.committed });
+      this.acknowledgeAppend(m.from, this.raftLog.committed);
       return;
     }
     const last = this.raftLog.maybeAppend(m.index, m.logTerm, m.commit, m.entries);
     if (last !== undefined) {
-      this.send({ type: 'MsgAppResp', to: m.from, index: last });
+      this.acknowledgeAppend(m.from, last);
       return;
     }
     // Our log does not match at prevLogIndex. Hint the largest (index, term)
@@ -907,9 +923,18 @@ export class Raft {
     this.send({ type: 'MsgAppResp', to: m.from, index: m.index, reject: true, rejectHint: hintIndex, logTerm: hintTerm });
   }
 
+  /** Tells the leader our log matches its log up to `index`. */
+  private acknowledgeAppend(to: NodeId, index: number): void {
+    const resp = this.newMessage('MsgAppResp', to);
+    resp.index = index;
+    this.emit(resp);
+  }
+
   private handleHeartbeat(m: Message): void {
     this.raftLog.commitTo(m.commit);
-    this.send({ type: 'MsgHeartbeatResp', to: m.from, round: m.round });
+    const resp = this.newMessage('MsgHeartbeatResp', m.from);
+    resp.round = m.round;
+    this.emit(resp);
   }
 
   private handleSnapshot(m: Message): void {
@@ -917,9 +942,9 @@ export class Raft {
     if (!s) return;
     if (this.restore(s)) {
       this.logger.info('raft: restored snapshot', { id: this.id, index: s.metadata.index, term: s.metadata.term });
-      this.send({ type: 'MsgAppResp', to: m.from, index: this.raftLog.lastIndex() });
+      this.acknowledgeAppend(m.from, this.raftLog.lastIndex());
     } else {
-      this.send({ type: 'MsgAppResp', to: m.from, index: this.raftLog.committed });
+      this.acknowledgeAppend(m.from, this.raftLog.committed);
     }
   }
 
@@ -970,7 +995,7 @@ export class Raft {
   // Proposals
 
   /** Proposes entries through this node: appended if leader, forwarded if follower. */
-  propose(entries: readonly ProposedEntry[]): void {
+  propose(entries: readonly Proposal[]): void {
     switch (this.state) {
       case 'leader':
         this.appendProposal(entries, true);
@@ -981,7 +1006,11 @@ export class Raft {
         this.send({
           type: 'MsgProp',
           to: this.lead,
-          entries: entries.map((e) => ({ term: 0, index: 0, type: e.type, data: e.data })),
+          entries: entries.map((e) =>
+            e instanceof Uint8Array
+              ? { term: 0, index: 0, type: 'normal', data: e }
+              : { term: 0, index: 0, type: e.type, data: e.data },
+          ),
         });
         return;
       default:
@@ -994,7 +1023,7 @@ export class Raft {
    * forwarded proposal there is no caller to tell, so it is logged and the
    * proposer's timeout covers it.
    */
-  private appendProposal(entries: readonly ProposedEntry[], local: boolean): void {
+  private appendProposal(entries: readonly Proposal[], local: boolean): void {
     const refuse = (reason: DropReason, detail?: string): void => {
       if (local) throw new ProposalDroppedError(reason, detail);
       this.logger.debug('raft: dropping forwarded proposal', { id: this.id, reason, detail });
@@ -1005,13 +1034,13 @@ export class Raft {
     let accepted = entries;
     for (let i = 0; i < entries.length; i++) {
       const e = entries[i]!;
-      if (e.type !== 'confChange') continue;
+      if (e instanceof Uint8Array || e.type !== 'confChange') continue;
       const problem = this.confChangeProblem(e);
       if (problem) {
         if (local) return refuse(problem.reason, problem.detail);
         // Keep the rest of a forwarded batch: replace the refused change with a no-op.
         if (accepted === entries) accepted = entries.slice();
-        (accepted as ProposedEntry[])[i] = { type: 'normal', data: EMPTY_DATA };
+        (accepted as Proposal[])[i] = EMPTY_DATA;
         this.logger.info('raft: replacing refused conf change with a no-op', { id: this.id, ...problem });
       } else {
         this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
@@ -1041,19 +1070,24 @@ export class Raft {
   }
 
   /** Appends entries of the current term to the leader's log. False if over the uncommitted limit. */
-  private appendEntry(proposed: readonly ProposedEntry[]): boolean {
+  private appendEntry(proposed: readonly Proposal[]): boolean {
     const last = this.raftLog.lastIndex();
+    const term = this.term;
     const ents: Entry[] = new Array<Entry>(proposed.length);
-    let size = 0;
     for (let i = 0; i < proposed.length; i++) {
       const p = proposed[i]!;
-      ents[i] = { term: this.term, index: last + 1 + i, type: p.type, data: p.data };
-      size += p.data.byteLength;
+      ents[i] =
+        p instanceof Uint8Array
+          ? { term, index: last + 1 + i, type: 'normal', data: p }
+          : { term, index: last + 1 + i, type: p.type, data: p.data };
     }
-    // Empty entries are always accepted, and so is anything when nothing is
-    // uncommitted, so one large proposal cannot be refused forever.
-    if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
-    this.uncommittedSize += size;
+    if (this.maxUncommittedSize !== Infinity) {
+      const size = payloadBytes(ents);
+      // Empty entries are always accepted, and so is anything when nothing is
+      // uncommitted, so one large proposal cannot be refused forever.
+      if (this.uncommittedSize > 0 && size > 0 && this.uncommittedSize + size > this.maxUncommittedSize) return false;
+      this.uncommittedSize += size;
+    }
     this.raftLog.append(ents);
     // Our own copy counts only once persisted (see onPersisted); the
     // followers get the entries at the next flush.
@@ -1223,10 +1257,12 @@ export class Raft {
     this.raftLog.appliedTo(index);
   }
 
-  /** The application has applied entries up to `index` (`bytes` of payload). */
-  onApplied(index: number, bytes: number): void {
-    this.raftLog.appliedTo(Math.max(index, this.raftLog.applied));
-    if (this.state === 'leader') this.uncommittedSize = Math.max(0, this.uncommittedSize - bytes);
+  /** The application has applied these entries. */
+  onApplied(entries: readonly Entry[]): void {
+    this.raftLog.appliedTo(Math.max(entries[entries.length - 1]!.index, this.raftLog.applied));
+    if (this.state === 'leader' && this.maxUncommittedSize !== Infinity) {
+      this.uncommittedSize = Math.max(0, this.uncommittedSize - payloadBytes(entries));
+    }
     this.maybeAutoLeave();
   }
 

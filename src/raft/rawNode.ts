@@ -31,7 +31,6 @@ import {
   type SoftState,
   NONE,
   hardStateEqual,
-  payloadBytes,
 } from './types.js';
 import type { ProgressState } from './progress.js';
 
@@ -150,13 +149,13 @@ export class RawNode {
 
   /** Proposes data to be appended to the log. Throws ProposalDroppedError when refused. */
   propose(data: Uint8Array): void {
-    this.raft.propose([{ type: 'normal', data }]);
+    this.raft.propose([data]);
   }
 
   /** Proposes several commands at once (one message to the leader when forwarded). */
   proposeBatch(data: readonly Uint8Array[]): void {
     if (data.length === 0) return;
-    this.raft.propose(data.map((d) => ({ type: 'normal', data: d })));
+    this.raft.propose(data);
   }
 
   /** Proposes a membership change. Apply it with applyConfChange once committed. */
@@ -271,7 +270,7 @@ export class RawNode {
       r.onPersisted(last.index, last.term);
     }
     if (rd.committedEntries.length > 0) {
-      r.onApplied(rd.committedEntries[rd.committedEntries.length - 1]!.index, payloadBytes(rd.committedEntries));
+      r.onApplied(rd.committedEntries);
     }
   }
 

@@ -34,7 +34,8 @@ export interface Storage {
   initialState(): InitialState;
   /**
    * Entries in [lo, hi), at most maxBytes of them but always at least one
-   * when the range is non-empty.
+   * when the range is non-empty, in a new array the caller may keep and
+   * extend.
    */
   entries(lo: number, hi: number, maxBytes: number): Entry[];
   /** The term of entry i, for i in [firstIndex() - 1, lastIndex()]. */
@@ -155,7 +156,10 @@ export class MemoryStorage implements Storage {
     }
     const i = compactIndex - offset;
     const head: Entry = { term: this.ents[i]!.term, index: compactIndex, type: 'normal', data: new Uint8Array(0) };
-    this.ents = [head, ...this.ents.slice(i + 1)];
+    // In place: shift the kept entries down, the compacted one becoming the placeholder.
+    this.ents.copyWithin(0, i);
+    this.ents.length -= i;
+    this.ents[0] = head;
   }
 
   /**

@@ -194,26 +194,51 @@ export interface Message {
 
 const EMPTY_ENTRIES: readonly Entry[] = Object.freeze([]) as readonly Entry[];
 
-/** Builds a message with every unset field at its zero value, so all messages share one shape. */
-export function message(fields: Partial<Message> & Pick<Message, 'type' | 'from' | 'to'>): Message {
+/** A message under construction: its sender fills in the fields its type uses. */
+export type MutableMessage = { -readonly [K in keyof Message]: Message[K] };
+
+/**
+ * A message with every field but the header at its zero value. All messages
+ * are built here, so they share one object shape: V8 then keeps the code
+ * that reads them monomorphic, which the hot paths depend on.
+ */
+export function blankMessage(type: MessageType, from: NodeId, to: NodeId, term: number): MutableMessage {
   return {
-    type: fields.type,
-    from: fields.from,
-    to: fields.to,
-    term: fields.term ?? 0,
-    logTerm: fields.logTerm ?? 0,
-    index: fields.index ?? 0,
-    entries: fields.entries ?? EMPTY_ENTRIES,
-    commit: fields.commit ?? 0,
-    reject: fields.reject ?? false,
-    rejectHint: fields.rejectHint ?? 0,
-    snapshot: fields.snapshot,
-    context: fields.context,
-    round: fields.round ?? 0,
-    force: fields.force ?? false,
-    transferee: fields.transferee ?? NONE,
-    commitTerm: fields.commitTerm ?? 0,
+    type,
+    from,
+    to,
+    term,
+    logTerm: 0,
+    index: 0,
+    entries: EMPTY_ENTRIES,
+    commit: 0,
+    reject: false,
+    rejectHint: 0,
+    snapshot: undefined,
+    context: undefined,
+    round: 0,
+    force: false,
+    transferee: NONE,
+    commitTerm: 0,
   };
+}
+
+/** Builds a message from the fields given; every other field holds its zero value. */
+export function message(fields: Partial<Message> & Pick<Message, 'type' | 'from' | 'to'>): Message {
+  const m = blankMessage(fields.type, fields.from, fields.to, fields.term ?? 0);
+  if (fields.logTerm !== undefined) m.logTerm = fields.logTerm;
+  if (fields.index !== undefined) m.index = fields.index;
+  if (fields.entries !== undefined) m.entries = fields.entries;
+  if (fields.commit !== undefined) m.commit = fields.commit;
+  if (fields.reject !== undefined) m.reject = fields.reject;
+  if (fields.rejectHint !== undefined) m.rejectHint = fields.rejectHint;
+  if (fields.snapshot !== undefined) m.snapshot = fields.snapshot;
+  if (fields.context !== undefined) m.context = fields.context;
+  if (fields.round !== undefined) m.round = fields.round;
+  if (fields.force !== undefined) m.force = fields.force;
+  if (fields.transferee !== undefined) m.transferee = fields.transferee;
+  if (fields.commitTerm !== undefined) m.commitTerm = fields.commitTerm;
+  return m;
 }
 
 /** Responses are answers to a request: votes, append and heartbeat acknowledgements. */
