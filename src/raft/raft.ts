@@ -9,6 +9,7 @@
 import { applyChange, decodeConfChange, leavesJoint, restoreConfState } from './confchange.js';
 import {
   type DropReason,
+  InvalidConfChangeError,
   InvalidConfigError,
   ProposalDroppedError,
   RaftInvariantError,
@@ -578,6 +579,10 @@ export class Raft {
    * liveness problem of apply-time changes, etcd-io/etcd#12359.)
    */
   private learnCommit(m: Message): void {
+    // A leader needs no help: it commits these entries with the first entry
+    // of its own term, and its commit index only ever moves by counting
+    // replicas of such entries (§5.4.2).
+    if (this.state === 'leader') return;
     if (m.commit > this.raftLog.committed && m.commitTerm > 0 && this.raftLog.matchTerm(m.commit, m.commitTerm)) {
       this.logger.info('raft: learned commit index from a vote message', { id: this.id, from: m.from, commit: m.commit });
       this.raftLog.commitTo(m.commit);
@@ -667,10 +672,14 @@ export class Raft {
         if (keepTimer) this.electionElapsed = elapsed;
       }
     } else if (m.term < this.term) {
-      if ((this.checkQuorum || this.preVote) && (m.type === 'MsgHeartbeat' || m.type === 'MsgApp')) {
+      if (m.type === 'MsgHeartbeat' || m.type === 'MsgApp') {
         // A leader of an older term is still around, perhaps cut off while we
-        // moved on. With CheckQuorum or PreVote our vote requests may never
-        // raise its term, so tell it ours: it then steps down.
+        // moved on. Tell it our term (§5.1: "reply false if term <
+        // currentTerm"): it steps down. Our vote requests may never reach it:
+        // with CheckQuorum or PreVote they are ignored or carry no new term,
+        // and while a configuration change is half applied we may not even
+        // count it as a voter. (etcd-io/raft answers only with CheckQuorum or
+        // PreVote on; the simulator found a leader stuck forever without.)
         this.send({ type: 'MsgAppResp', to: m.from });
       } else if (m.type === 'MsgPreVote' || m.type === 'MsgVote') {
         // Refuse with our term (§5.1: "reply false if term < currentTerm"),
@@ -1066,6 +1075,16 @@ export class Raft {
     }
     if (joint && !leave) return { reason: 'conf-change-invalid', detail: 'must transition out of joint config first' };
     if (!joint && leave) return { reason: 'conf-change-invalid', detail: 'not in joint state; refusing empty conf change' };
+    // Try it on the current configuration: with one change at a time, that
+    // is the configuration it will be applied to. A change that cannot apply
+    // (e.g. removing every voter) must not reach the log, where every member
+    // would fail on it.
+    try {
+      applyChange(this.prs, this.raftLog.lastIndex(), cc);
+    } catch (err) {
+      if (!(err instanceof InvalidConfChangeError)) throw err;
+      return { reason: 'conf-change-invalid', detail: err.message };
+    }
     return undefined;
   }
 

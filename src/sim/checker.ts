@@ -18,6 +18,16 @@ export type Property =
   | 'leader-completeness'
   /** Every node applies the same entry at each index (§5.4.3), in order, once, and only when committed. */
   | 'state-machine-safety'
+  /** A read is served at a read index no lower than what was committed when it arrived (diss. §6.4). */
+  | 'read-index'
+  /** A leader advances its commit index only to an entry of its own term (§5.4.2, Figure 8). */
+  | 'commit-rule'
+  /**
+   * A leader commits only entries durably stored on a majority of every
+   * voter set in force, and is elected only with durably recorded votes of a
+   * majority of each (§5.2, §5.3; both C_old and C_new while joint, §6).
+   */
+  | 'quorum'
   /** Persisted term, vote and commit never go back, also across restarts (Figure 2). */
   | 'durable-state'
   /** Term and commit index never decrease while a node runs. */
@@ -67,6 +77,10 @@ interface NodeView {
   leaderLastIndex: number;
   leaderLastTerm: number;
   appliedIndex: number;
+  /** As of the last Ready taken while leader: its term, incarnation and commit index. */
+  readyLeaderTerm: number;
+  readyIncarnation: number;
+  readyCommit: number;
 }
 
 interface RegisteredEntry {
@@ -83,9 +97,22 @@ interface AppliedEntry {
 
 export class Checker {
   private readonly views = new Map<NodeId, NodeView>();
+  /** Durably recorded votes: term -> voter -> candidate. */
+  private readonly votes = new Map<number, Map<NodeId, NodeId>>();
+
+  /** `nodes` gives the checker every node's disk, to verify quorums against what is durable. */
+  constructor(private readonly nodes: ReadonlyMap<NodeId, SimNode>) {}
   readonly leaderByTerm = new Map<number, NodeId>();
   /** committedTerms[i]: the term of the committed entry at index i (dense from 1 to its length - 1). */
   private readonly committedTerms: number[] = [0];
+  /**
+   * commitTerms[i]: the term in which index i was (first seen) committed:
+   * the current term of the node that recorded it, never earlier than the
+   * true one. Leader Completeness binds the leaders of later terms only (an
+   * entry of term 35 committed by the leader of term 37 need not be in the
+   * log of a stale leader of term 36). Non-decreasing with the index.
+   */
+  private readonly commitTerms: number[] = [0];
   /** Every entry ever written to any disk, by index. */
   private readonly written = new Map<number, RegisteredEntry[]>();
   /** The one sequence every node applies: applied[i] for index i. */
@@ -110,6 +137,9 @@ export class Checker {
         leaderLastIndex: 0,
         leaderLastTerm: 0,
         appliedIndex: node.appliedIndex,
+        readyLeaderTerm: 0,
+        readyIncarnation: 0,
+        readyCommit: 0,
       };
       this.views.set(node.id, v);
     }
@@ -180,6 +210,14 @@ export class Checker {
       v.durableTerm = hs.term;
       v.durableVote = hs.vote;
       v.durableCommit = hs.commit;
+      if (hs.vote !== 0) {
+        let byVoter = this.votes.get(hs.term);
+        if (!byVoter) {
+          byVoter = new Map();
+          this.votes.set(hs.term, byVoter);
+        }
+        byVoter.set(node.id, hs.vote);
+      }
     }
   }
 
@@ -258,6 +296,22 @@ export class Checker {
     }
   }
 
+  /**
+   * A read was given its read index. Everything committed anywhere when the
+   * read arrived must be at or below it: the leader confirmed it was still
+   * the leader after the read arrived, so no other leader could have
+   * committed anything it does not know of (diss. §6.4).
+   */
+  onReadIndex(node: SimNode, context: string, index: number, committedOnArrival: number): void {
+    if (index < committedOnArrival) {
+      throw new SafetyViolation(
+        'read-index',
+        `node ${node.id} got read index ${index} for read ${context}, which arrived when ${committedOnArrival} ` +
+          'was already committed: a stale read',
+      );
+    }
+  }
+
   onSnapshotInstalled(node: SimNode, index: number): void {
     const v = this.view(node);
     if (index <= v.appliedIndex) {
@@ -298,28 +352,116 @@ export class Checker {
     if (log.committed < v.commit) {
       throw new SafetyViolation('monotonic-state', `node ${node.id} commit went back from ${v.commit} to ${log.committed}`);
     }
-    if (log.committed > v.commit) this.recordCommitted(node, v.commit, log.committed);
+    if (log.committed > v.commit || log.committed >= this.committedTerms.length) {
+      this.recordCommitted(node, v.commit, log.committed);
+    }
     v.term = r.term;
     v.commit = log.committed;
     if (r.state === 'leader') this.checkLeader(node, v);
   }
 
-  /** Records the terms of newly committed entries, checking they agree with what others committed. */
+  /**
+   * Called right after each call into a node's core (tick, step, a request,
+   * applyConfChange, advance): whatever it decided (a won election, a new
+   * commit index) was decided under the configuration it has now, since the
+   * configuration only changes inside applyConfChange. Check the decision
+   * against that configuration.
+   */
+  onDecisions(node: SimNode): void {
+    if (!node.up) return;
+    const r = node.raw!.raft;
+    const v = this.view(node);
+    // Record newly committed entries now, before they are applied and
+    // perhaps compacted away within the same event.
+    if (r.raftLog.committed >= this.committedTerms.length) this.recordCommitted(node, v.commit, r.raftLog.committed);
+    if (r.state !== 'leader') {
+      v.readyLeaderTerm = 0;
+      return;
+    }
+    const committed = r.raftLog.committed;
+    if (v.readyLeaderTerm !== r.term || v.readyIncarnation !== node.incarnation) {
+      this.checkElection(node);
+    } else if (committed > v.readyCommit) {
+      this.checkCommitment(node, committed);
+    }
+    v.readyLeaderTerm = r.term;
+    v.readyIncarnation = node.incarnation;
+    v.readyCommit = committed;
+  }
+
+  /**
+   * A leader just advanced its commit index to `index`: the entry there must
+   * be of its term (earlier entries are committed only through one of its
+   * own, §5.4.2), and durably stored on a majority of each voter set of its
+   * configuration (in joint consensus, of C_old and of C_new).
+   */
+  private checkCommitment(node: SimNode, index: number): void {
+    const r = node.raw!.raft;
+    const term = r.raftLog.term(index);
+    if (term !== r.term) {
+      throw new SafetyViolation(
+        'commit-rule',
+        `leader ${node.id} of term ${r.term} committed up to ${index}@${term}, an entry of an earlier term, by counting replicas`,
+      );
+    }
+    const stores = (id: NodeId) => {
+      const disk = this.nodes.get(id)?.storage;
+      if (!disk) return false;
+      if (index <= disk.snapshotIndex()) return true; // covered by a snapshot: committed before
+      return index <= disk.lastIndex() && disk.term(index) === term;
+    };
+    this.requireQuorum(node, 'committed', `${index}@${term}`, stores);
+  }
+
+  /** A node just became leader: a majority of each voter set must have durably voted for it in this term. */
+  private checkElection(node: SimNode): void {
+    const r = node.raw!.raft;
+    const byVoter = this.votes.get(r.term);
+    // The leader's own vote is counted as cast (a single voter elects itself before its write completes).
+    const votedFor = (id: NodeId) => id === node.id || byVoter?.get(id) === node.id;
+    this.requireQuorum(node, 'was elected in term ' + r.term, 'with durable votes', votedFor);
+  }
+
+  private requireQuorum(node: SimNode, what: string, detail: string, has: (id: NodeId) => boolean): void {
+    const voters = node.raw!.raft.prs.config.voters;
+    for (const half of [voters.incoming, voters.outgoing]) {
+      if (half.size === 0) continue;
+      const yes = half.ids.filter(has);
+      if (yes.length <= half.size / 2) {
+        throw new SafetyViolation(
+          'quorum',
+          `leader ${node.id} ${what} ${detail} from only {${yes.join(',')}} of voters (${half.ids.join(' ')})` +
+            (voters.isJoint ? ` in joint configuration ${voters}` : ''),
+        );
+      }
+    }
+  }
+
+  /**
+   * Checks the node's newly committed entries against what others committed
+   * there, and extends the record of committed terms as far as this node's
+   * log reaches. (The record must grow from wherever the first node to
+   * commit an index finds it: entries committed at start-up, such as the
+   * bootstrap configuration, are never "newly" committed by anyone.)
+   */
   private recordCommitted(node: SimNode, from: number, to: number): void {
     const log = node.raw!.raft.raftLog;
-    for (let i = from + 1; i <= to; i++) {
+    const ts = this.committedTerms;
+    for (let i = from + 1; i <= Math.min(to, ts.length - 1); i++) {
       const t = log.termOrUndefined(i);
-      if (t === undefined) continue; // below a snapshot: recorded by whoever committed it first
-      if (i < this.committedTerms.length) {
-        if (this.committedTerms[i] !== t) {
-          throw new SafetyViolation(
-            'state-machine-safety',
-            `node ${node.id} committed ${i}@${t}, but ${i}@${this.committedTerms[i]} was committed before`,
-          );
-        }
-      } else if (i === this.committedTerms.length) {
-        this.committedTerms.push(t);
+      if (t !== undefined && t !== ts[i]) {
+        throw new SafetyViolation(
+          'state-machine-safety',
+          `node ${node.id} committed ${i}@${t}, but ${i}@${ts[i]} was committed before`,
+        );
       }
+    }
+    const now = node.raw!.raft.term;
+    for (let i = ts.length; i <= to; i++) {
+      const t = log.termOrUndefined(i);
+      if (t === undefined) break; // compacted here: another node's log will fill it in
+      ts.push(t);
+      this.commitTerms.push(Math.max(now, this.commitTerms[i - 1]!));
     }
   }
 
@@ -348,7 +490,7 @@ export class Checker {
     v.leaderLastIndex = log.lastIndex();
     v.leaderLastTerm = log.lastTerm();
 
-    // Completeness: every entry committed in an earlier term is in this leader's log.
+    // Completeness: every entry committed in an earlier term is in this leader's log (§5.4).
     const i = this.lastCommittedBefore(r.term);
     if (i > 0 && i >= log.firstIndex() - 1) {
       const t = log.termOrUndefined(i);
@@ -362,9 +504,9 @@ export class Checker {
     }
   }
 
-  /** The last committed index whose term is below `term` (committed terms grow with the index). */
+  /** The last index committed in a term below `term` (commit terms grow with the index). */
   private lastCommittedBefore(term: number): number {
-    const ts = this.committedTerms;
+    const ts = this.commitTerms;
     let lo = 0;
     let hi = ts.length - 1;
     if (ts[hi]! < term) return hi;

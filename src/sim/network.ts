@@ -13,7 +13,7 @@ export interface LinkWeather {
   duplicateRate: number;
 }
 
-export type PartitionKind = 'split' | 'oneWay' | 'isolate';
+export type PartitionKind = 'split' | 'oneWay' | 'isolate' | 'isolateLeader' | 'leaderMinority';
 
 export class Network {
   /** cuts.has(key(from, to)): messages from `from` to `to` are dropped. */
@@ -50,25 +50,34 @@ export class Network {
   }
 
   /**
-   * Cuts links among `nodes` in one of three shapes and returns a
+   * Cuts links among `nodes` in one of these shapes and returns a
    * description: a symmetric split into two sides, one-way cuts (A hears B
-   * but B does not hear A), or one node cut off from some of the others.
+   * but B does not hear A), one node cut off from some of the others, the
+   * leader cut off from everyone, or a split that leaves the leader on the
+   * minority side (the moment a deposed leader and its successor overlap).
    */
-  partition(kind: PartitionKind, nodes: readonly NodeId[]): string {
+  partition(kind: PartitionKind, nodes: readonly NodeId[], leader: NodeId | undefined): string {
     const r = this.rng;
     switch (kind) {
       case 'split': {
         const shuffled = r.shuffle([...nodes]);
-        const k = r.range(1, Math.max(1, shuffled.length - 1));
-        const a = shuffled.slice(0, k).sort((x, y) => x - y);
-        const b = shuffled.slice(k).sort((x, y) => x - y);
-        for (const x of a) {
-          for (const y of b) {
-            this.cut(x, y);
-            this.cut(y, x);
-          }
+        return this.split(shuffled, r.range(1, Math.max(1, shuffled.length - 1)));
+      }
+      case 'leaderMinority': {
+        if (leader === undefined) return this.partition('split', nodes, undefined);
+        // The leader first, so it lands on the smaller side.
+        const others = r.shuffle(nodes.filter((x) => x !== leader));
+        const minority = Math.max(1, Math.floor(nodes.length / 2) - (nodes.length % 2 === 0 ? 1 : 0));
+        return this.split([leader, ...others], Math.min(minority, nodes.length - 1));
+      }
+      case 'isolateLeader': {
+        if (leader === undefined) return this.partition('isolate', nodes, undefined);
+        for (const o of nodes) {
+          if (o === leader) continue;
+          this.cut(leader, o);
+          this.cut(o, leader);
         }
-        return `split {${a.join(',')}} | {${b.join(',')}}`;
+        return `leader ${leader} cut off from everyone`;
       }
       case 'oneWay': {
         const pairs: string[] = [];
@@ -92,6 +101,19 @@ export class Network {
         return `node ${victim} cut off from {${others.join(',')}}`;
       }
     }
+  }
+
+  /** Cuts every link between the first k of `ordered` and the rest. */
+  private split(ordered: readonly NodeId[], k: number): string {
+    const a = ordered.slice(0, k).sort((x, y) => x - y);
+    const b = ordered.slice(k).sort((x, y) => x - y);
+    for (const x of a) {
+      for (const y of b) {
+        this.cut(x, y);
+        this.cut(y, x);
+      }
+    }
+    return `split {${a.join(',')}} | {${b.join(',')}}`;
   }
 
   /**

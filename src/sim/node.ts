@@ -54,6 +54,12 @@ export interface NodeHost {
   onApplied(node: SimNode, e: Entry, command: AppliedCommand): void;
   onSnapshotInstalled(node: SimNode, index: number): void;
   onReadServed(node: SimNode, index: number): void;
+  /** Right after a call into the core that may decide something (see Checker.onDecisions). */
+  onDecisions(node: SimNode): void;
+  /** A read got its read index; `committedOnArrival` is what was committed cluster-wide when it arrived. */
+  onReadIndex(node: SimNode, context: string, index: number, committedOnArrival: number): void;
+  /** The highest index known committed anywhere in the cluster. */
+  committedIndex(): number;
 }
 
 export interface NodeParams {
@@ -65,6 +71,8 @@ export interface NodeParams {
   readonly snapshotInterval: number;
   readonly compactionMargin: number;
   readonly sessionTtlUs: number;
+  readonly maxSizePerMsg: number;
+  readonly maxInflightMsgs: number;
 }
 
 const textEncoder = new TextEncoder();
@@ -102,9 +110,11 @@ export class SimNode {
   /** Ticks since this incarnation started: the node's own clock. */
   localTicks = 0;
   private pendingWrites = new Map<string, ClientRequest>();
-  private pendingReads = new Map<string, ClientRequest>();
+  /** Reads waiting for their read index, with what was committed cluster-wide when they arrived. */
+  private pendingReads = new Map<string, { req: ClientRequest; committedOnArrival: number }>();
   /** Reads whose index is known, waiting for the state machine to catch up. */
   private confirmedReads: { index: number; req: ClientRequest }[] = [];
+  private readCounter = 0;
 
   constructor(
     readonly id: NodeId,
@@ -141,8 +151,8 @@ export class SimNode {
       readOnlyOption: this.params.readOnly,
       preVote: this.params.preVote,
       checkQuorum: this.params.checkQuorum,
-      maxSizePerMsg: 4096,
-      maxInflightMsgs: 8,
+      maxSizePerMsg: this.params.maxSizePerMsg,
+      maxInflightMsgs: this.params.maxInflightMsgs,
     });
     this.sm = KvStateMachine.restore(snap.data, this.params.sessionTtlUs);
     this.confState = snap.metadata.confState;
@@ -214,13 +224,15 @@ export class SimNode {
     for (const e of rd.committedEntries) this.apply(e);
     for (const rs of rd.readStates) {
       const key = textDecoder.decode(rs.context);
-      const req = this.pendingReads.get(key);
-      if (!req) continue;
+      const pending = this.pendingReads.get(key);
+      if (!pending) continue;
       this.pendingReads.delete(key);
-      this.confirmedReads.push({ index: rs.index, req });
+      this.host.onReadIndex(this, key, rs.index, pending.committedOnArrival);
+      this.confirmedReads.push({ index: rs.index, req: pending.req });
     }
     this.serveReads();
     raw.advance(rd);
+    this.host.onDecisions(this);
     if (this.params.snapshotInterval > 0 && this.appliedIndex - this.storage.snapshotIndex() >= this.params.snapshotInterval) {
       this.snapshot();
     }
@@ -230,6 +242,7 @@ export class SimNode {
     let command: AppliedCommand = { key: undefined, effect: undefined };
     if (e.type === 'confChange') {
       this.confState = this.raw!.applyConfChange(decodeConfChange(e.data));
+      this.host.onDecisions(this);
     } else if (e.data.byteLength > 0) {
       const entry = decodeEntry(e.data);
       const result = this.sm.apply(entry, e.index);
@@ -303,9 +316,10 @@ export class SimNode {
         raw.propose(encodeEntry({ cmd: { kind: 'register' }, time: clockUs, client: req.client, attempt: req.attempt }));
         this.pendingWrites.set(`reg:${req.client}:${req.attempt}`, req);
       } else if (req.input!.op === 'get') {
-        const ctx = `${req.client}:${req.seq}:${req.attempt}`;
+        // Unique per call: a late duplicate of an answer must not match a later read.
+        const ctx = `${req.client}:${req.seq}:${req.attempt}#${++this.readCounter}`;
         raw.readIndex(textEncoder.encode(ctx));
-        this.pendingReads.set(ctx, req);
+        this.pendingReads.set(ctx, { req, committedOnArrival: this.host.committedIndex() });
       } else {
         const cmd = { kind: 'op', session: req.session, seq: req.seq, input: req.input! } as const;
         raw.propose(encodeEntry({ cmd, time: clockUs, client: req.client, attempt: req.attempt }));

@@ -91,6 +91,8 @@ export function describeFaults(faults: ReadonlySet<FaultKind>): string {
 /** Actions the nemesis can take during the fault phase. */
 export type NemesisAction =
   | 'crash'
+  /** Crash whichever node leads: bugs around leader change live here. */
+  | 'crashLeader'
   | 'restart'
   | 'partition'
   | 'heal'
@@ -101,6 +103,8 @@ export type NemesisAction =
 /** The concrete scenario a seed picks. Everything is in virtual microseconds or ticks. */
 export interface Swarm {
   readonly nodes: number;
+  /** The kinds of fault this seed turned on (a subset of those allowed). */
+  readonly faults: ReadonlySet<FaultKind>;
   /** Nodes 1..initialVoters start as the cluster; the rest start empty and may be added. */
   readonly initialVoters: number;
   readonly minDelayUs: number;
@@ -114,6 +118,14 @@ export interface Swarm {
   readonly skew: number;
   /** Mean ticks between nemesis actions. */
   readonly nemesisMeanTicks: number;
+  /**
+   * Correlated faults, the dangerous weather around leader changes:
+   * the chance that a newly elected leader crashes within a few ticks
+   * (and comes back later), as in the paper's Figure 8...
+   */
+  readonly leaderFlapRate: number;
+  /** ...and the chance that a membership change is followed shortly by its leader being cut off or crashed. */
+  readonly confChangeFaultRate: number;
   readonly nemesisWeights: ReadonlyArray<readonly [NemesisAction, number]>;
   /** Applied entries between automatic snapshots (0: never). */
   readonly snapshotInterval: number;
@@ -130,6 +142,12 @@ export interface Swarm {
   /** Mean ticks a client thinks between operations. */
   readonly clientThinkTicks: number;
   readonly readOnly: ReadOnlyOption;
+  readonly checkQuorum: boolean;
+  readonly preVote: boolean;
+  /** Bytes of entries per append (1: one entry per message, so entries are acknowledged one by one). */
+  readonly maxSizePerMsg: number;
+  /** Append messages in flight per follower. */
+  readonly maxInflightMsgs: number;
   /** Log time after which an idle client session expires. */
   readonly sessionTtlUs: number;
 }
@@ -145,18 +163,28 @@ export function pickSwarm(o: SimOptions): Swarm {
   // off (when shrinking a failure) leaves the other choices as they were.
   const root = new Random(o.seed).fork('swarm');
   const r = (what: string) => root.fork(what);
-  const has = (f: FaultKind) => o.faults.has(f);
+  // Swarm testing (Groce et al., as in TigerBeetle's VOPR): each seed turns
+  // on a random subset of the allowed kinds of fault, so that some runs are
+  // all partitions, some all crashes, some all reconfiguration. A uniform
+  // mix of everything rarely lets one kind of weather last long enough to
+  // reach its corner cases (e.g. two leaders on either side of a long
+  // partition). With a single kind allowed, it is always on.
+  const active = new Set<FaultKind>();
+  for (const f of FAULT_KINDS) {
+    if (o.faults.has(f) && (o.faults.size === 1 || r(`swarm:${f}`).chance(0.6))) active.add(f);
+  }
+  const has = (f: FaultKind) => active.has(f);
   const nodes = o.nodes ?? r('nodes').weighted<number>([[1, 1], [2, 1], [3, 6], [4, 2], [5, 5], [6, 1], [7, 2], [9, 1]]);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new RangeError(`nodes must be 1..9, got ${nodes}`);
   // With membership changes some nodes may start outside the cluster, to be added later.
   const rv = r('initialVoters');
-  const initialVoters = has('membership') && nodes > 1 && rv.chance(0.5) ? rv.range(Math.ceil(nodes / 2), nodes) : nodes;
+  const initialVoters = has('membership') && nodes > 2 && rv.chance(0.7) ? rv.range(Math.ceil(nodes / 2), nodes - 1) : nodes;
   const tick = TICK_US;
   const rd = r('delay');
   const maxDelayUs = has('reorder') ? rd.weighted<number>([[tick / 10, 2], [tick / 2, 3], [tick * 2, 3], [tick * 8, 1]]) : tick / 5;
   const minDelayUs = has('reorder') ? rd.int(Math.max(1, maxDelayUs / 10)) : maxDelayUs;
   const weights: [NemesisAction, number][] = [];
-  if (has('crash')) weights.push(['crash', 3], ['restart', 4]);
+  if (has('crash')) weights.push(['crash', 2], ['crashLeader', 2], ['restart', 4]);
   if (has('partition')) weights.push(['partition', 3], ['heal', 3]);
   if (has('membership')) weights.push(['membership', 2]);
   if (has('transfer')) weights.push(['transfer', 1]);
@@ -166,8 +194,12 @@ export function pickSwarm(o: SimOptions): Swarm {
   const healAtTick = Math.floor(o.ticks * 0.6);
   const electionTicks = o.electionTick;
   const readOnly = o.readOnly ?? (r('readOnly').chance(0.2) ? 'leaseBased' : 'safe');
+  // Both settings are legitimate deployments, so both halves get exercised
+  // (lease reads depend on CheckQuorum).
+  const checkQuorum = readOnly === 'leaseBased' || r('checkQuorum').chance(0.5);
   return {
     nodes,
+    faults: active,
     initialVoters,
     minDelayUs,
     maxDelayUs,
@@ -179,6 +211,8 @@ export function pickSwarm(o: SimOptions): Swarm {
     // Lease reads are safe only within the drift bound the lease margin absorbs (see raft.ts).
     skew: has('skew') ? r('skew').pick([0.01, 0.03, 0.05]) : 0,
     nemesisMeanTicks: r('nemesis').pick([2, 5, 10, 20]),
+    leaderFlapRate: has('crash') ? r('flap').pick([0, 0.1, 0.3, 0.6]) : 0,
+    confChangeFaultRate: has('membership') && (has('crash') || has('partition')) ? r('confFault').pick([0, 0.3, 0.7]) : 0,
     nemesisWeights: scaled,
     snapshotInterval: has('snapshot') ? r('snapshot').pick([10, 30, 100]) : 0,
     compactionMargin: r('margin').pick([0, 5, 20]),
@@ -186,9 +220,13 @@ export function pickSwarm(o: SimOptions): Swarm {
     clientsStopAtTick: Math.max(healAtTick, o.ticks - Math.max(60 * electionTicks, Math.floor(o.ticks * 0.2))),
     clients: o.clients ?? r('clients').range(1, 5),
     keys: o.keys ?? r('keys').range(1, 3),
-    clientTimeoutTicks: 3 * electionTicks,
+    clientTimeoutTicks: r('clientTimeout').pick([1, 3]) * electionTicks,
     clientThinkTicks: r('think').pick([0, 1, 3]),
     readOnly,
+    checkQuorum,
+    preVote: r('preVote').chance(0.75),
+    maxSizePerMsg: r('msgSize').pick([1, 256, 4096, 65536]),
+    maxInflightMsgs: r('inflight').pick([1, 2, 8, 64]),
     sessionTtlUs: 1000 * electionTicks * tick,
   };
 }
@@ -197,11 +235,13 @@ export function describeSwarm(s: Swarm): string {
   const ms = (us: number) => `${+(us / 1000).toFixed(2)}ms`;
   const w = s.nemesisWeights.map(([a, x]) => `${a}:${x.toFixed(1)}`).join(' ');
   return [
+    `faults on=${describeFaults(s.faults)}`,
     `nodes=${s.nodes} (initial voters ${s.initialVoters})`,
     `delay=${ms(s.minDelayUs)}..${ms(s.maxDelayUs)} loss=${s.lossRate} dup=${s.duplicateRate}`,
     `disk=${ms(s.diskMinUs)}..${ms(s.diskMaxUs)}${s.tornWrites ? ' torn' : ''} skew=${s.skew}`,
-    `nemesis every ~${s.nemesisMeanTicks} ticks [${w || 'none'}]`,
+    `nemesis every ~${s.nemesisMeanTicks} ticks [${w || 'none'}] leader flaps ${s.leaderFlapRate}, faults after conf changes ${s.confChangeFaultRate}`,
     `snapshot every ${s.snapshotInterval || '-'} (margin ${s.compactionMargin})`,
     `clients=${s.clients} keys=${s.keys} reads=${s.readOnly} heal@${s.healAtTick}`,
+    `raft: preVote=${s.preVote} checkQuorum=${s.checkQuorum} msg≤${s.maxSizePerMsg}B inflight≤${s.maxInflightMsgs}`,
   ].join('; ');
 }

@@ -33,6 +33,12 @@ type SimEvent =
   | { readonly kind: 'clientReply'; readonly client: SimClient; readonly reply: ClientReply }
   | { readonly kind: 'clientWake'; readonly client: SimClient; readonly token: number }
   | { readonly kind: 'nemesis' }
+  /** A correlated fault: crash `node` if it still leads in `term` (a leader flapping right after its election). */
+  | { readonly kind: 'flap'; readonly node: SimNode; readonly term: number }
+  /** A correlated fault after a membership change: cut off or crash whoever leads. */
+  | { readonly kind: 'confFault' }
+  /** The end of a correlated fault: restart a node, or heal the network. */
+  | { readonly kind: 'recover'; readonly node: SimNode | undefined }
   | { readonly kind: 'stopClients' }
   | { readonly kind: 'heal' };
 
@@ -111,7 +117,7 @@ export class Simulator implements NodeHost, ClientHost {
   readonly nodes = new Map<NodeId, SimNode>();
   readonly clients: SimClient[] = [];
   readonly network: Network;
-  readonly checker = new Checker();
+  readonly checker = new Checker(this.nodes);
   readonly trace: Trace;
   readonly stats = newStats();
   now = 0;
@@ -147,12 +153,13 @@ export class Simulator implements NodeHost, ClientHost {
       electionTick: this.options.electionTick,
       heartbeatTick: this.options.heartbeatTick,
       readOnly: s.readOnly,
-      // Lease reads depend on CheckQuorum; otherwise both are varied per seed.
-      checkQuorum: s.readOnly === 'leaseBased' || this.rng.fork('checkQuorum').chance(0.8),
-      preVote: this.rng.fork('preVote').chance(0.8),
+      checkQuorum: s.checkQuorum,
+      preVote: s.preVote,
       snapshotInterval: s.snapshotInterval,
       compactionMargin: s.compactionMargin,
       sessionTtlUs: s.sessionTtlUs,
+      maxSizePerMsg: s.maxSizePerMsg,
+      maxInflightMsgs: s.maxInflightMsgs,
     };
     this.nodeIdList = [];
     for (let id = 1; id <= s.nodes; id++) {
@@ -307,6 +314,36 @@ export class Simulator implements NodeHost, ClientHost {
         this.nemesis();
         this.scheduleNemesis();
         return;
+      case 'flap': {
+        const r = ev.node.raw?.raft;
+        if (this.phase !== 'faults' || !r || r.state !== 'leader' || r.term !== ev.term) return;
+        this.stats.faults.flap = (this.stats.faults.flap ?? 0) + 1;
+        this.crash(ev.node.id);
+        this.scheduleRecovery(ev.node);
+        return;
+      }
+      case 'confFault': {
+        const leader = this.currentLeader();
+        if (this.phase !== 'faults' || leader === undefined) return;
+        this.stats.faults.confFault = (this.stats.faults.confFault ?? 0) + 1;
+        if (this.swarm.nemesisWeights.some(([a]) => a === 'partition') && this.nemesisRng.chance(0.6)) {
+          const desc = this.network.partition(this.nemesisRng.pick(['isolateLeader', 'leaderMinority'] as const), this.nodeIdList, leader);
+          this.trace.record(this.now, 'partition', 0, undefined, `${desc} (right after a membership change)`);
+          this.scheduleRecovery(undefined);
+        } else {
+          this.crash(leader);
+          this.scheduleRecovery(this.nodes.get(leader)!);
+        }
+        return;
+      }
+      case 'recover':
+        if (this.phase !== 'faults') return;
+        if (ev.node) this.restart(ev.node.id);
+        else if (this.network.cutCount > 0) {
+          this.network.heal();
+          this.trace.record(this.now, 'heal', 0, undefined, 'all links restored');
+        }
+        return;
       case 'stopClients':
         for (const c of this.clients) c.stopped = true;
         return;
@@ -316,8 +353,12 @@ export class Simulator implements NodeHost, ClientHost {
     }
   }
 
-  /** Hands a node's Ready to the network and the disk, repeatedly, while it has one. */
+  /**
+   * Hands a node's Ready to the network and the disk, repeatedly, while it
+   * has one. Called right after every call into the node's core.
+   */
   private process(node: SimNode): void {
+    this.checker.onDecisions(node);
     for (;;) {
       if (!node.up) break;
       const rd = node.takeReady();
@@ -366,7 +407,20 @@ export class Simulator implements NodeHost, ClientHost {
     const r = node.raw!.raft;
     this.trace.record(this.now, 'role', node.id, undefined, `${ss.state} t${r.term} lead=${ss.lead}`);
     if (ss.state === 'candidate') this.stats.elections++;
-    if (ss.state === 'leader') this.stats.leadersElected++;
+    if (ss.state === 'leader') {
+      this.stats.leadersElected++;
+      if (this.phase === 'faults' && this.nemesisRng.chance(this.swarm.leaderFlapRate)) {
+        // Crash it within a few ticks: before or while its first entries replicate.
+        const at = this.now + this.nemesisRng.int(3 * TICK_US);
+        this.queue.push(at, { kind: 'flap', node, term: r.term });
+      }
+    }
+  }
+
+  /** Ends a correlated fault after a while: restart the node, or heal the network. */
+  private scheduleRecovery(node: SimNode | undefined): void {
+    const at = this.now + (1 + this.nemesisRng.int(3 * this.options.electionTick)) * TICK_US;
+    this.queue.push(at, { kind: 'recover', node });
   }
 
   // -------------------------------------------------------------------------
@@ -409,7 +463,8 @@ export class Simulator implements NodeHost, ClientHost {
 
   private deliver(m: Message): void {
     const node = this.nodes.get(m.to);
-    if (!node || !node.up) {
+    // A message still in flight when its link is cut is lost, as on a real network.
+    if (!node || !node.up || this.network.isCut(m.from, m.to)) {
       this.stats.messagesDropped++;
       return;
     }
@@ -449,8 +504,20 @@ export class Simulator implements NodeHost, ClientHost {
     this.checker.onSnapshotInstalled(node, index);
   }
 
+  onDecisions(node: SimNode): void {
+    this.checker.onDecisions(node);
+  }
+
   onReadServed(): void {
     this.stats.readsServed++;
+  }
+
+  onReadIndex(node: SimNode, context: string, index: number, committedOnArrival: number): void {
+    this.checker.onReadIndex(node, context, index, committedOnArrival);
+  }
+
+  committedIndex(): number {
+    return this.checker.committedIndex;
   }
 
   // -------------------------------------------------------------------------
@@ -494,15 +561,24 @@ export class Simulator implements NodeHost, ClientHost {
         if (up.length > 0) this.crash(r.pick(up).id);
         return;
       }
+      case 'crashLeader': {
+        const leader = this.currentLeader();
+        if (leader !== undefined) this.crash(leader);
+        return;
+      }
       case 'restart': {
         const down = [...this.nodes.values()].filter((n) => !n.up);
         if (down.length > 0) this.restart(down[r.int(down.length)]!.id);
         return;
       }
       case 'partition': {
-        const kind: PartitionKind = r.pick(['split', 'oneWay', 'isolate'] as const);
-        const desc = this.network.partition(kind, this.nodeIdList);
+        const kind: PartitionKind = r.pick(['split', 'oneWay', 'isolate', 'isolateLeader', 'leaderMinority'] as const);
+        const desc = this.network.partition(kind, this.nodeIdList, this.currentLeader());
         this.trace.record(this.now, 'partition', 0, undefined, desc);
+        // Partitions last from a tick to many election timeouts (log-uniform):
+        // long enough, often, for the two sides to elect their own leaders.
+        const ticks = Math.round(Math.exp(r.float() * Math.log(10 * this.options.electionTick)));
+        this.queue.push(this.now + ticks * TICK_US, { kind: 'recover', node: undefined });
         return;
       }
       case 'heal':
@@ -578,16 +654,37 @@ export class Simulator implements NodeHost, ClientHost {
         options.push([[{ type: 'removeNode', nodeId: id }], shrink]);
         options.push([[{ type: 'addLearner', nodeId: id }], shrink]);
       }
-      // Joint changes: replace a voter with a learner or a newcomer, or add two voters at once.
+      // Joint changes (§6), about a third of the time: replace one voter, or
+      // two at once (the old and new majorities can then be disjoint, which
+      // is what joint consensus guards against), or add two voters.
+      const candidates = [...learners, ...others];
+      const joint: ConfChangeSingle[][] = [];
       for (const out of voters) {
-        for (const inc of [...learners, ...others]) {
-          options.push([[{ type: 'removeNode', nodeId: out }, { type: 'addNode', nodeId: inc }], 2 / voters.length]);
+        for (const inc of candidates) {
+          joint.push([
+            { type: 'removeNode', nodeId: out },
+            { type: 'addNode', nodeId: inc },
+          ]);
         }
       }
-      const candidates = [...learners, ...others];
-      if (candidates.length >= 2) {
-        options.push([[{ type: 'addNode', nodeId: candidates[0]! }, { type: 'addNode', nodeId: candidates[1]! }], grow]);
+      if (candidates.length >= 2 && voters.length >= 3) {
+        const [a, b] = r.shuffle([...voters]);
+        const [c, d] = r.shuffle([...candidates]);
+        joint.push([
+          { type: 'removeNode', nodeId: a! },
+          { type: 'removeNode', nodeId: b! },
+          { type: 'addNode', nodeId: c! },
+          { type: 'addNode', nodeId: d! },
+        ]);
       }
+      if (candidates.length >= 2) {
+        joint.push([
+          { type: 'addNode', nodeId: candidates[0]! },
+          { type: 'addNode', nodeId: candidates[1]! },
+        ]);
+      }
+      const total = options.reduce((sum, [, w]) => sum + w, 0);
+      for (const changes of joint) options.push([changes, (total || 1) / 2 / joint.length]);
       const usable = options.filter(([, w]) => w > 0);
       if (usable.length === 0) return;
       const changes = r.weighted(usable);
@@ -596,6 +693,21 @@ export class Simulator implements NodeHost, ClientHost {
     }
     this.trace.record(this.now, 'conf', node.id, undefined, `proposes ${describeConfChange(cc)}`);
     this.tryRequest(node, () => node.raw!.proposeConfChange(cc));
+    if (this.nemesisRng.chance(this.swarm.confChangeFaultRate)) {
+      // Strike while the change is in flight: some nodes apply it, some do not yet.
+      this.queue.push(this.now + this.nemesisRng.int(5 * TICK_US), { kind: 'confFault' });
+    }
+  }
+
+  /** The running node that leads in the highest term, if any. */
+  private currentLeader(): NodeId | undefined {
+    let best: { id: NodeId; term: number } | undefined;
+    for (const n of this.nodes.values()) {
+      if (!n.up) continue;
+      const r = n.raw!.raft;
+      if (r.state === 'leader' && (!best || r.term > best.term)) best = { id: n.id, term: r.term };
+    }
+    return best?.id;
   }
 
   private upNodes(): SimNode[] {

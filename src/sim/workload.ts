@@ -62,10 +62,15 @@ export class SimClient {
     this.host.wake(this, at, this.token);
   }
 
-  /** The node to try: usually the last known leader, sometimes any node. */
-  private target(): NodeId {
+  /**
+   * The node to try: usually the last known leader, sometimes any node.
+   * Reads go to any node half the time, as clients spread reads over their
+   * endpoints (a follower forwards the read to the leader it believes in).
+   */
+  private target(read = false): NodeId {
     const guess = this.leaderGuess;
-    return guess !== undefined && this.rng.chance(0.8) ? guess : this.rng.pick(this.host.nodeIds());
+    const stick = read ? 0.5 : 0.8;
+    return guess !== undefined && this.rng.chance(stick) ? guess : this.rng.pick(this.host.nodeIds());
   }
 
   /**
@@ -118,7 +123,7 @@ export class SimClient {
   private attempt(now: number): void {
     const op = this.current!;
     op.attempt++;
-    this.host.sendRequest(this.target(), {
+    this.host.sendRequest(this.target(op.input.op === 'get'), {
       client: this.id,
       register: false,
       session: this.session!,

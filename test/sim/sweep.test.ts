@@ -1,4 +1,4 @@
-// The simulator's seed sweep, through the CLI as a user runs it: 500 seeds
+// The simulator's seed sweep, through the CLI as a user runs it: 2000 seeds
 // with every kind of fault, each checked after every event. Plus
 // determinism: one seed, one trace.
 
@@ -10,10 +10,10 @@ import { Simulator } from '../../src/sim/index.js';
 
 const cli = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
 
-test('500 seeds with all faults hold every invariant', () => {
-  const r = spawnSync(process.execPath, [cli, 'sim', '--seeds', '1-500', '--faults', 'all', '--quiet'], { encoding: 'utf8' });
+test('2000 seeds with all faults hold every invariant', () => {
+  const r = spawnSync(process.execPath, [cli, 'sim', '--seeds', '1-2000', '--faults', 'all', '--quiet'], { encoding: 'utf8' });
   assert.equal(r.status, 0, `sweep failed:\n${r.stdout}\n${r.stderr}`);
-  assert.match(r.stdout, /swept 500 of 500 seeds .*: 0 failed/);
+  assert.match(r.stdout, /swept 2000 of 2000 seeds .*: 0 failed/);
 });
 
 test('the same seed reproduces the same run, event for event', () => {
