@@ -58,6 +58,7 @@ import {
   type Summary,
   HeapPeak,
   FlagError,
+  runMain,
   checkFlags,
   hasGc,
   cpuMeter,
@@ -607,11 +608,4 @@ function main(): void {
   }
 }
 
-try {
-  main();
-} catch (e) {
-  // Bad flags: a one-line message, not a stack trace.
-  if (!(e instanceof FlagError)) throw e;
-  process.stderr.write(`${e.message}\n`);
-  process.exitCode = 2;
-}
+runMain(main);

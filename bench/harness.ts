@@ -95,6 +95,17 @@ export function now(): number {
 /** A bad flag: reported in one line, without a stack trace. */
 export class FlagError extends Error {}
 
+/** Runs a benchmark's main; bad flags end in a one-line message (exit status 2), not a stack trace. */
+export function runMain(main: () => void): void {
+  try {
+    main();
+  } catch (e) {
+    if (!(e instanceof FlagError)) throw e;
+    process.stderr.write(`${e.message}\n`);
+    process.exitCode = 2;
+  }
+}
+
 export function parseArgs(argv: readonly string[]): Map<string, string | true> {
   const out = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {

@@ -31,7 +31,7 @@ import { fileURLToPath } from 'node:url';
 import { DEFAULT_OPTIONS, Simulator, type SimOptions } from '../src/sim/index.js';
 import {
   type Summary,
-  FlagError,
+  runMain,
   checkFlags,
   cpuMeter,
   loadNow,
@@ -332,11 +332,4 @@ function main(): void {
   out(loadNow());
 }
 
-try {
-  main();
-} catch (e) {
-  // Bad flags: a one-line message, not a stack trace.
-  if (!(e instanceof FlagError)) throw e;
-  process.stderr.write(`${e.message}\n`);
-  process.exitCode = 2;
-}
+runMain(main);

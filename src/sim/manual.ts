@@ -47,7 +47,8 @@ export interface MessageFilter {
   readonly type?: MessageType | readonly MessageType[];
 }
 
-function matches(m: Message, f: MessageFilter | undefined): boolean {
+/** Whether a message passes a filter (no filter: every message does). */
+export function matchesFilter(m: Message, f: MessageFilter | undefined): boolean {
   if (!f) return true;
   if (f.from !== undefined && m.from !== f.from) return false;
   if (f.to !== undefined && m.to !== f.to) return false;
@@ -56,6 +57,17 @@ function matches(m: Message, f: MessageFilter | undefined): boolean {
     if (!types.includes(m.type)) return false;
   }
   return true;
+}
+
+/** The running node that leads in the highest term, if any (a deposed leader may not know it yet). */
+export function leaderOf(nodes: Iterable<{ readonly id: NodeId; readonly up: boolean; readonly raw: RawNode | undefined }>): NodeId | undefined {
+  let best: { id: NodeId; term: number } | undefined;
+  for (const n of nodes) {
+    if (!n.up || !n.raw) continue;
+    const r = n.raw.raft;
+    if (r.state === 'leader' && (!best || r.term > best.term)) best = { id: n.id, term: r.term };
+  }
+  return best?.id;
 }
 
 export class ManualCluster {
@@ -269,7 +281,7 @@ export class ManualCluster {
   deliver(filter?: MessageFilter): Message[] {
     const now: Message[] = [];
     const later: Message[] = [];
-    for (const m of this.pending) (matches(m, filter) ? now : later).push(m);
+    for (const m of this.pending) (matchesFilter(m, filter) ? now : later).push(m);
     this.pending = later;
     const delivered: Message[] = [];
     for (const m of now) {
@@ -286,7 +298,7 @@ export class ManualCluster {
   drop(filter?: MessageFilter): Message[] {
     const dropped: Message[] = [];
     const kept: Message[] = [];
-    for (const m of this.pending) (matches(m, filter) ? dropped : kept).push(m);
+    for (const m of this.pending) (matchesFilter(m, filter) ? dropped : kept).push(m);
     this.pending = kept;
     return dropped;
   }
@@ -343,13 +355,7 @@ export class ManualCluster {
   // Inspection
 
   leader(): NodeId | undefined {
-    let best: { id: NodeId; term: number } | undefined;
-    for (const n of this.nodes.values()) {
-      if (!n.up) continue;
-      const r = n.raw!.raft;
-      if (r.state === 'leader' && (!best || r.term > best.term)) best = { id: n.id, term: r.term };
-    }
-    return best?.id;
+    return leaderOf(this.nodes.values());
   }
 
   /** The node's log as "index@term" strings (from the first index on). */

@@ -44,7 +44,7 @@ import type {
   NodeId,
   Snapshot,
 } from '../raft/types.js';
-import { ManualCluster, type MessageFilter, type NodeConfig } from './manual.js';
+import { ManualCluster, type MessageFilter, type NodeConfig, matchesFilter } from './manual.js';
 import { describeMessage } from './trace.js';
 
 // ---------------------------------------------------------------------------
@@ -485,7 +485,7 @@ export class ScenarioRunner {
       case 'pending-msgs': {
         const f = this.filter(a);
         a.done();
-        for (const m of this.c(a).pending) if (matches(m, f)) out.push(formatMessage(m));
+        for (const m of this.c(a).pending) if (matchesFilter(m, f)) out.push(formatMessage(m));
         return;
       }
       case 'stabilize':
@@ -888,12 +888,3 @@ export class ScenarioRunner {
   }
 }
 
-function matches(m: Message, f: MessageFilter): boolean {
-  if (f.from !== undefined && m.from !== f.from) return false;
-  if (f.to !== undefined && m.to !== f.to) return false;
-  if (f.type !== undefined) {
-    const types = typeof f.type === 'string' ? [f.type] : f.type;
-    if (!types.includes(m.type)) return false;
-  }
-  return true;
-}

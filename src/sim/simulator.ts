@@ -16,6 +16,7 @@ import type { ConfChange, ConfChangeSingle, Entry, Message, NodeId, SoftState } 
 import { describeConfChange } from '../raft/confchange.js';
 import { Checker, type Property, SafetyViolation } from './checker.js';
 import { EventQueue } from './eventQueue.js';
+import { leaderOf } from './manual.js';
 import { checkLinearizability, kvModel, type KvInput, type KvOutput, type Operation } from './linearizability.js';
 import { type AppliedCommand, type ClientReply, type ClientRequest, type NodeHost, SimNode } from './node.js';
 import { Network, type PartitionKind } from './network.js';
@@ -700,14 +701,8 @@ export class Simulator implements NodeHost, ClientHost {
   }
 
   /** The running node that leads in the highest term, if any. */
-  private currentLeader(): NodeId | undefined {
-    let best: { id: NodeId; term: number } | undefined;
-    for (const n of this.nodes.values()) {
-      if (!n.up) continue;
-      const r = n.raw!.raft;
-      if (r.state === 'leader' && (!best || r.term > best.term)) best = { id: n.id, term: r.term };
-    }
-    return best?.id;
+  currentLeader(): NodeId | undefined {
+    return leaderOf(this.nodes.values());
   }
 
   private upNodes(): SimNode[] {
