@@ -49,6 +49,7 @@ export async function demoCommand(argv: readonly string[]): Promise<number> {
     // Long enough never to reach the heal phase: the weather never clears.
     ticks: 100_000_000,
     faults,
+    swarm: false, // the faults named are the faults shown
     clients: 4,
     electionTick: 10,
     heartbeatTick: 1,

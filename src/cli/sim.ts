@@ -30,6 +30,7 @@ export const SIM_FLAGS: Record<string, FlagSpec> = {
   clients: { kind: 'integer', help: 'concurrent clients (default: the seed picks)' },
   keys: { kind: 'integer', help: 'keys the clients use (default: the seed picks)' },
   reads: { kind: 'string', help: 'read mode: safe (ReadIndex) or lease (default: the seed picks)' },
+  'no-swarm': { kind: 'boolean', help: 'every allowed kind of fault in every seed (default: each seed turns on a random subset)' },
   trace: { kind: 'boolean', help: 'print every event (one seed only)' },
   quiet: { kind: 'boolean', help: 'print only failures and the final line' },
   workers: { kind: 'integer', help: 'worker threads for a sweep', default: 'the number of cores' },
@@ -85,6 +86,7 @@ export async function simCommand(argv: readonly string[]): Promise<number> {
     ...(f.clients !== undefined ? { clients: f.clients as number } : {}),
     ...(f.keys !== undefined ? { keys: f.keys as number } : {}),
     ...(reads !== undefined ? { readOnly: reads === 'lease' ? 'leaseBased' : 'safe' } : {}),
+    ...(f['no-swarm'] === true ? { swarm: false } : {}),
   };
   if (f.seeds !== undefined) {
     if (f.seed !== undefined) throw new UsageError('sim: give --seed or --seeds, not both');
@@ -127,6 +129,7 @@ export function reproduce(o: SimOptions): string {
   if (o.clients !== undefined) parts.push(`--clients ${o.clients}`);
   if (o.keys !== undefined) parts.push(`--keys ${o.keys}`);
   if (o.readOnly !== undefined) parts.push(`--reads ${o.readOnly === 'leaseBased' ? 'lease' : 'safe'}`);
+  if (o.swarm === false) parts.push('--no-swarm');
   return parts.join(' ');
 }
 

@@ -43,7 +43,12 @@ export interface SimOptions {
   readonly nodes?: number;
   /** Length of the run in base ticks. */
   readonly ticks: number;
+  /**
+   * The kinds of fault allowed. With `swarm` (the default) each seed turns
+   * on a random subset of them; without, all of them are always on.
+   */
   readonly faults: ReadonlySet<FaultKind>;
+  readonly swarm?: boolean;
   /** Concurrent clients. Undefined: the seed picks. */
   readonly clients?: number;
   /** Keys the clients use (few keys, so operations contend). Undefined: the seed picks. */
@@ -171,7 +176,7 @@ export function pickSwarm(o: SimOptions): Swarm {
   // partition). With a single kind allowed, it is always on.
   const active = new Set<FaultKind>();
   for (const f of FAULT_KINDS) {
-    if (o.faults.has(f) && (o.faults.size === 1 || r(`swarm:${f}`).chance(0.6))) active.add(f);
+    if (o.faults.has(f) && (o.swarm === false || o.faults.size === 1 || r(`swarm:${f}`).chance(0.6))) active.add(f);
   }
   const has = (f: FaultKind) => active.has(f);
   const nodes = o.nodes ?? r('nodes').weighted<number>([[1, 1], [2, 1], [3, 6], [4, 2], [5, 5], [6, 1], [7, 2], [9, 1]]);
