@@ -1,0 +1,474 @@
+// The production Storage: what the Raft core reads its stable log through,
+// backed by the write-ahead log and the snapshot files.
+//
+// Layout of a data directory:
+//   <dir>/wal/   the segments (see wal.ts)
+//   <dir>/snap/  the newest snapshots (see snapshot.ts)
+//
+// Memory stays bounded whatever the log's length: a tail cache (64 MiB by
+// default) holds the newest entries, which is what a leader sends to
+// followers that keep up; older entries are read back from the segments on
+// demand, through a sparse index (logIndex.ts).
+//
+// save() persists one Ready: the snapshot file first (so the log never
+// points at a missing snapshot), then the log records in one group-committed
+// write. Only when that write is durable do the entries become visible
+// through the Storage interface, and the callback runs: the caller then
+// advances the core.
+
+import { LogCompactedError, LogUnavailableError, SnapshotOutOfDateError } from '../raft/errors.js';
+import { limitSize, type InitialState, type Storage } from '../raft/storage.js';
+import {
+  type ConfState,
+  type Entry,
+  type HardState,
+  type Snapshot,
+  EMPTY_HARD_STATE,
+  EMPTY_SNAPSHOT,
+  entryBytes,
+} from '../raft/types.js';
+import { SnapshotCorruptionError, SnapshotMissingError, StorageInvariantError, WalCorruptionError } from './errors.js';
+import { type FileSystem, joinPath } from './fs.js';
+import { LogIndex } from './logIndex.js';
+import { RECORD_ENTRY, type SnapshotMarker, decodePayload } from './record.js';
+import { DEFAULT_SNAPSHOTS_KEPT, type SnapshotFile, SnapshotStore } from './snapshot.js';
+import { type Position, type RecoveryReport, Wal } from './wal.js';
+
+export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
+
+export interface DiskStorageOptions {
+  readonly fs: FileSystem;
+  /** The member's data directory. */
+  readonly dir: string;
+  readonly clusterId: string;
+  readonly memberId: number;
+  readonly segmentBytes?: number;
+  /** Bytes of newest entries kept in memory; default 64 MiB. */
+  readonly cacheBytes?: number;
+  /** Snapshot files kept; default 3. */
+  readonly snapshotsKept?: number;
+}
+
+/** One Ready's worth of durable state. */
+export interface SaveBatch {
+  readonly hardState?: HardState | undefined;
+  readonly entries: readonly Entry[];
+  readonly snapshot?: Snapshot | undefined;
+}
+
+export interface StorageRecovery extends RecoveryReport {
+  /** The snapshot recovery started from (0 if none). */
+  readonly snapshotIndex: number;
+  /** Damaged snapshots passed over for an older one. */
+  readonly skippedSnapshots: readonly { readonly name: string; readonly reason: string }[];
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  readonly hardState: HardState;
+}
+
+export class DiskStorage implements Storage {
+  private readonly wal: Wal;
+  private readonly snaps: SnapshotStore;
+  private readonly index = new LogIndex();
+  private hardState: HardState = EMPTY_HARD_STATE;
+  private snap: Snapshot = EMPTY_SNAPSHOT;
+  /** Newest entries: cache[cacheHead..] hold indexes cacheFirst.. */
+  private cache: Entry[] = [];
+  private cacheHead = 0;
+  private cacheFirst = 1;
+  private cacheBytes = 0;
+  private readonly cacheLimit: number;
+  /** The newest snapshot marker known durable in the log, and how far the log may be released. */
+  private durableMarkerIndex = 0;
+  private releaseWanted = 0;
+  readonly recovery: StorageRecovery;
+  /** During recovery: the index before the first retained entry, while its term is unknown. */
+  private gapBase: number | undefined;
+
+  private constructor(options: DiskStorageOptions) {
+    this.cacheLimit = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
+    this.snaps = new SnapshotStore(options.fs, joinPath(options.dir, 'snap'), options.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT);
+    const markers: SnapshotMarker[] = [];
+    let sawEntry = false;
+    const { wal, report } = Wal.open(
+      {
+        fs: options.fs,
+        dir: joinPath(options.dir, 'wal'),
+        clusterId: options.clusterId,
+        memberId: options.memberId,
+        ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+      },
+      {
+        entry: (index, term, payload, position) => {
+          if ((!sawEntry && index > this.index.last + 1) || index < this.index.first) {
+            // What came before this entry is in released segments: the log as
+            // far as replay knows starts here. (An entry below the known start
+            // is a truncation there: everything known after it goes.) The term
+            // before it is learnt from a snapshot marker or the snapshot.
+            this.index.reset(index - 1, 0);
+            this.cacheReset(index);
+            this.gapBase = index - 1;
+          }
+          sawEntry = true;
+          this.index.append(index, term, position);
+          this.cachePut(index, payload);
+        },
+        hardState: (hs) => {
+          this.hardState = hs;
+        },
+        snapshot: (m) => {
+          markers.push(m);
+          this.applyMarker(m.index, m.term, m.reset);
+        },
+      },
+    );
+    this.wal = wal;
+    const chosen = this.chooseSnapshot(markers);
+    const orphans = this.snaps.removeOrphans(markers.reduce((max, m) => Math.max(max, m.index), 0));
+    this.snap = chosen.snapshot;
+    const s = this.snap.metadata.index;
+    if (s > 0) {
+      if (this.index.last < s) this.index.reset(s, this.snap.metadata.term);
+      else this.index.compactTo(Math.max(s, this.index.first - 1), this.snap.metadata.term, s);
+      this.cacheTrimFront(this.index.first);
+      this.durableMarkerIndex = s;
+    }
+    if (this.hardState.commit > this.index.last) {
+      throw new WalCorruptionError(
+        { file: 'wal', offset: 0, index: this.index.last },
+        `the log ends at index ${this.index.last} but index ${this.hardState.commit} was committed: entries are missing`,
+      );
+    }
+    if (this.hardState.commit < s) this.hardState = { ...this.hardState, commit: s };
+    this.recovery = {
+      ...report,
+      removed: [...report.removed, ...orphans],
+      snapshotIndex: s,
+      skippedSnapshots: chosen.skipped,
+      firstIndex: this.index.first,
+      lastIndex: this.index.last,
+      hardState: this.hardState,
+    };
+  }
+
+  /**
+   * Opens (or creates) the storage in `options.dir` and recovers it. Throws
+   * a StorageError naming the damage if it cannot be trusted.
+   */
+  static open(options: DiskStorageOptions): DiskStorage {
+    return new DiskStorage(options);
+  }
+
+  /**
+   * A snapshot marker: a snapshot installed from the leader replaces the log
+   * (§7); one of our own leaves it as it is.
+   */
+  private applyMarker(index: number, term: number, reset: boolean): void {
+    if (reset) {
+      this.index.reset(index, term);
+      this.cacheReset(index + 1);
+      this.gapBase = undefined;
+    } else if (index === this.gapBase) {
+      // The entry before the first retained one: now its term is known.
+      this.index.compactTo(index, term, index);
+      this.gapBase = undefined;
+    }
+  }
+
+  /**
+   * The newest snapshot named by a marker in the log that reads back whole
+   * and from which the log continues; damaged ones are skipped (and
+   * reported) as long as an older one plus the log covers the gap.
+   */
+  private chooseSnapshot(markers: readonly SnapshotMarker[]): {
+    snapshot: Snapshot;
+    skipped: { name: string; reason: string }[];
+  } {
+    const skipped: { name: string; reason: string }[] = [];
+    const files = this.snaps.list();
+    const seen = new Set<string>();
+    for (let k = markers.length - 1; k >= 0; k--) {
+      const m = markers[k]!;
+      const key = `${m.term}/${m.index}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      // The log must hold every entry after this snapshot.
+      const covered =
+        m.index >= this.index.first - 1 &&
+        (m.index > this.index.last || m.index === this.gapBase || this.index.term(m.index) === m.term);
+      if (!covered) break;
+      const file: SnapshotFile | undefined = files.find((f) => f.index === m.index && f.term === m.term);
+      if (!file) {
+        skipped.push({ name: `${m.term}-${m.index}`, reason: 'file missing' });
+        continue;
+      }
+      try {
+        return { snapshot: this.snaps.load(file), skipped };
+      } catch (err) {
+        if (!(err instanceof SnapshotCorruptionError)) throw err;
+        skipped.push({ name: file.name, reason: err.reason });
+      }
+    }
+    if (this.index.first <= 1) return { snapshot: EMPTY_SNAPSHOT, skipped };
+    throw new SnapshotMissingError(
+      `the log starts at index ${this.index.first} and no usable snapshot covers the entries before it` +
+        (skipped.length > 0 ? ` (skipped: ${skipped.map((s) => `${s.name}: ${s.reason}`).join('; ')})` : ''),
+    );
+  }
+
+  // -------------------------------------------------------------------------
+  // The tail cache
+
+  private cacheLength(): number {
+    return this.cache.length - this.cacheHead;
+  }
+
+  private cacheReset(first: number): void {
+    this.cache = [];
+    this.cacheHead = 0;
+    this.cacheFirst = first;
+    this.cacheBytes = 0;
+  }
+
+  /** Adds an entry decoded from a record during replay. */
+  private cachePut(index: number, payload: Uint8Array): void {
+    const r = decodePayload(payload);
+    if (r.type === 'entry') this.cacheAppend(r.entry);
+    else throw new StorageInvariantError(`record for entry ${index} is not an entry`);
+  }
+
+  private cacheAppend(e: Entry): void {
+    const at = e.index - this.cacheFirst;
+    if (at < 0 || at > this.cacheLength()) {
+      this.cacheReset(e.index);
+    } else if (at < this.cacheLength()) {
+      // Truncation: drop the conflicting suffix.
+      for (let k = this.cacheHead + at; k < this.cache.length; k++) this.cacheBytes -= entryBytes(this.cache[k]!);
+      this.cache.length = this.cacheHead + at;
+    }
+    this.cache.push(e);
+    this.cacheBytes += entryBytes(e);
+    while (this.cacheBytes > this.cacheLimit && this.cacheLength() > 1) {
+      this.cacheBytes -= entryBytes(this.cache[this.cacheHead]!);
+      this.cache[this.cacheHead++] = undefined as unknown as Entry;
+      this.cacheFirst++;
+    }
+    if (this.cacheHead > 1024 && this.cacheHead * 2 > this.cache.length) {
+      this.cache = this.cache.slice(this.cacheHead);
+      this.cacheHead = 0;
+    }
+  }
+
+  private cacheTrimFront(first: number): void {
+    while (this.cacheFirst < first && this.cacheLength() > 0) {
+      this.cacheBytes -= entryBytes(this.cache[this.cacheHead]!);
+      this.cache[this.cacheHead++] = undefined as unknown as Entry;
+      this.cacheFirst++;
+    }
+    if (this.cacheLength() === 0) this.cacheReset(Math.max(first, this.cacheFirst));
+  }
+
+  // -------------------------------------------------------------------------
+  // Storage (read by the core)
+
+  initialState(): InitialState {
+    return { hardState: this.hardState, confState: this.snap.metadata.confState };
+  }
+
+  getHardState(): HardState {
+    return this.hardState;
+  }
+
+  firstIndex(): number {
+    return this.index.first;
+  }
+
+  lastIndex(): number {
+    return this.index.last;
+  }
+
+  term(i: number): number {
+    if (i < this.index.first - 1) throw new LogCompactedError(i, this.index.first);
+    if (i > this.index.last) throw new LogUnavailableError(i, this.index.last);
+    return this.index.term(i);
+  }
+
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    if (lo < this.index.first) throw new LogCompactedError(lo, this.index.first);
+    if (hi > this.index.last + 1) throw new LogUnavailableError(hi - 1, this.index.last);
+    if (lo >= hi) return [];
+    if (lo >= this.cacheFirst) {
+      const from = this.cacheHead + lo - this.cacheFirst;
+      return limitSize(this.cache.slice(from, from + hi - lo), maxBytes);
+    }
+    // Older than the cache: read back from the segments.
+    const out: Entry[] = [];
+    let size = 0;
+    const diskEnd = Math.min(hi, this.cacheFirst);
+    this.readEntries(lo, diskEnd, (e) => {
+      size += entryBytes(e);
+      if (out.length > 0 && size > maxBytes) return false;
+      out.push(e);
+      return true;
+    });
+    if (out.length === diskEnd - lo && diskEnd < hi && size <= maxBytes) {
+      for (const e of this.cache.slice(this.cacheHead, this.cacheHead + hi - diskEnd)) {
+        size += entryBytes(e);
+        if (size > maxBytes) break;
+        out.push(e);
+      }
+    }
+    return out;
+  }
+
+  /** Reads entries [lo, hi) from disk, in order, while `take` returns true. */
+  private readEntries(lo: number, hi: number, take: (e: Entry) => boolean): void {
+    let next = lo;
+    let taking = true;
+    // Extent by extent: past an extent's end its records were superseded.
+    while (taking && next < hi) {
+      const start = this.index.seek(next);
+      const end = Math.min(hi, start.extentEnd);
+      let expected = start.index;
+      this.wal.scanFrom(start.position, (payload, position: Position) => {
+        if (payload[0] !== RECORD_ENTRY) return true;
+        const r = decodePayload(payload);
+        if (r.type !== 'entry' || r.entry.index !== expected) {
+          throw new StorageInvariantError(`reading entry ${expected} at position ${position} found entry ${r.type === 'entry' ? r.entry.index : r.type}`);
+        }
+        expected++;
+        if (r.entry.index < next) return true;
+        if (!take(r.entry)) {
+          taking = false;
+          return false;
+        }
+        return expected < end;
+      });
+      if (taking && expected < end) throw new StorageInvariantError(`entry ${expected} not found on disk`);
+      next = end;
+    }
+  }
+
+  snapshot(): Snapshot {
+    return this.snap;
+  }
+
+  latestSnapshot(): Snapshot {
+    return this.snap;
+  }
+
+  snapshotIndex(): number {
+    return this.snap.metadata.index;
+  }
+
+  // -------------------------------------------------------------------------
+  // Writing
+
+  /**
+   * Persists one Ready's snapshot, entries and hard state. `done` runs once
+   * they are durable and visible through the Storage interface, in the
+   * order save() was called.
+   */
+  save(batch: SaveBatch, done: (err?: Error) => void): void {
+    const snap = batch.snapshot && batch.snapshot.metadata.index > 0 ? batch.snapshot : undefined;
+    if (snap) {
+      if (snap.metadata.index <= this.snap.metadata.index) {
+        done(new SnapshotOutOfDateError(snap.metadata.index, this.snap.metadata.index));
+        return;
+      }
+      // The file first: the log must never name a snapshot that is not on disk.
+      this.snaps.save(snap);
+    }
+    const entries = batch.entries;
+    this.wal.append(
+      {
+        // A snapshot in a Ready always replaces the log: the core keeps its
+        // log instead when it already has the snapshot's last entry.
+        ...(snap ? { snapshot: { ...snap.metadata, reset: true } } : {}),
+        entries,
+        ...(batch.hardState ? { hardState: batch.hardState } : {}),
+      },
+      (err, positions) => {
+        if (err) {
+          done(err);
+          return;
+        }
+        if (snap) {
+          this.snap = snap;
+          this.applyMarker(snap.metadata.index, snap.metadata.term, true);
+          this.durableMarkerIndex = Math.max(this.durableMarkerIndex, snap.metadata.index);
+        }
+        for (let k = 0; k < entries.length; k++) {
+          const e = entries[k]!;
+          if (e.index < this.index.first) continue; // already covered by the snapshot
+          this.index.append(e.index, e.term, positions[k]!);
+          this.cacheAppend(e);
+        }
+        if (batch.hardState) this.hardState = batch.hardState;
+        this.releaseSegments();
+        done();
+      },
+    );
+  }
+
+  /**
+   * Records a snapshot of the state machine at applied index `i`: the file
+   * is written durably now; the log notes it (asynchronously) so recovery
+   * starts from it. The log is not compacted: call compact() for that.
+   */
+  createSnapshot(i: number, confState: ConfState, data: Uint8Array, done?: (err?: Error) => void): Snapshot {
+    if (i <= this.snap.metadata.index) throw new SnapshotOutOfDateError(i, this.snap.metadata.index);
+    if (i > this.index.last) throw new StorageInvariantError(`snapshot index ${i} is beyond the last index ${this.index.last}`);
+    const snap: Snapshot = { metadata: { index: i, term: this.term(i), confState }, data };
+    this.snaps.save(snap);
+    this.snap = snap;
+    this.wal.append({ snapshot: { ...snap.metadata, reset: false }, entries: [] }, (err) => {
+      if (!err) {
+        this.durableMarkerIndex = Math.max(this.durableMarkerIndex, i);
+        this.releaseSegments();
+      }
+      done?.(err);
+    });
+    return snap;
+  }
+
+  /**
+   * Discards entries up to and including `compactIndex`, which a snapshot
+   * must cover. Segments wholly below it are deleted once the snapshot's
+   * marker is durable in the log (before that, recovery still needs them).
+   */
+  compact(compactIndex: number): void {
+    if (compactIndex < this.index.first) return;
+    if (compactIndex > this.snap.metadata.index) {
+      throw new StorageInvariantError(`compact ${compactIndex} is beyond the snapshot at ${this.snap.metadata.index}`);
+    }
+    this.index.compact(compactIndex);
+    this.cacheTrimFront(this.index.first);
+    this.releaseWanted = Math.max(this.releaseWanted, compactIndex);
+    this.releaseSegments();
+  }
+
+  /** Deletes what the newest durable snapshot marker made unnecessary: old segments and snapshots. */
+  private releaseSegments(): void {
+    const upTo = Math.min(this.releaseWanted, this.durableMarkerIndex);
+    if (upTo > 0) this.wal.release(upTo);
+    this.snaps.prune(this.durableMarkerIndex);
+  }
+
+  /** Whether writes are waiting or being synced. */
+  get busy(): boolean {
+    return this.wal.busy;
+  }
+
+  segmentFiles(): readonly string[] {
+    return this.wal.segmentFiles().map((s) => s.name);
+  }
+
+  walStats(): Wal['stats'] {
+    return this.wal.stats;
+  }
+
+  close(): void {
+    this.wal.close();
+  }
+}

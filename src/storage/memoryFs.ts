@@ -1,0 +1,373 @@
+// An in-memory disk that behaves like a real one across a crash: it keeps
+// what was synced and, optionally, part of what was not. Every write and
+// sync is counted, so a test can take the disk image a crash would leave at
+// any point of a workload; the simulator crashes whole members with it.
+//
+// The model (POSIX, as ext4 and xfs behave):
+// - a write lands in the page cache; fsync/fdatasync makes the file's data
+//   durable (fdatasync: what was written before the call, once it returns);
+// - creating, renaming or removing a file is durable only once its
+//   directory is synced;
+// - after a crash, each file holds its synced content, plus (if the crash
+//   is "torn") some prefix of the writes made since, the last of them
+//   possibly cut short.
+
+import type { FileHandle, FileSystem } from './fs.js';
+
+type PendingOp =
+  | { readonly kind: 'write'; readonly position: number; readonly data: Uint8Array }
+  | { readonly kind: 'truncate'; readonly length: number };
+
+/** A file's bytes: a buffer that grows, and its logical length. */
+class Bytes {
+  buf: Uint8Array;
+  length: number;
+
+  constructor(from?: Bytes) {
+    this.buf = from ? from.buf.slice(0, from.length) : new Uint8Array(0);
+    this.length = from ? from.length : 0;
+  }
+
+  private reserve(n: number): void {
+    if (n <= this.buf.length) return;
+    const next = new Uint8Array(Math.max(n, this.buf.length * 2, 4096));
+    next.set(this.buf.subarray(0, this.length));
+    this.buf = next;
+  }
+
+  apply(op: PendingOp): void {
+    if (op.kind === 'truncate') {
+      if (op.length > this.length) {
+        this.reserve(op.length);
+        this.buf.fill(0, this.length, op.length);
+      }
+      this.length = op.length;
+      return;
+    }
+    const end = op.position + op.data.length;
+    this.reserve(end);
+    if (op.position > this.length) this.buf.fill(0, this.length, op.position);
+    this.buf.set(op.data, op.position);
+    this.length = Math.max(this.length, end);
+  }
+}
+
+/** The unit a disk writes atomically. */
+export const SECTOR_BYTES = 512;
+
+class Inode {
+  /** What a crash keeps for certain. */
+  durable = new Bytes();
+  /** What reads see. */
+  current = new Bytes();
+  /** Changes since the last sync, oldest first. */
+  pending: PendingOp[] = [];
+
+  /** Makes the first `count` pending changes durable. */
+  syncPending(count: number): void {
+    for (let i = 0; i < count; i++) this.durable.apply(this.pending[i]!);
+    this.pending.splice(0, count);
+  }
+}
+
+export interface CrashOptions {
+  /**
+   * What survives of the unsynced writes: 'none' (only what was synced),
+   * or 'torn' (a random prefix of them, the last one cut at a random sector boundary).
+   */
+  readonly unsynced: 'none' | 'torn';
+  /** A source of numbers in [0, 1); required for 'torn'. */
+  readonly random?: () => number;
+}
+
+export interface MemoryFsOptions {
+  /**
+   * Runs a datasync completion later. Tests leave the default (completions
+   * queue until runPending()); the simulator schedules them as events.
+   */
+  readonly defer?: (complete: () => void) => void;
+}
+
+/** An error as node:fs would raise it. */
+export class MemoryFsError extends Error {
+  constructor(
+    readonly code: 'ENOENT' | 'EEXIST' | 'EBADF' | 'EROFS',
+    path: string,
+  ) {
+    super(`${code}: ${path}`);
+    this.name = 'MemoryFsError';
+  }
+}
+
+function parentOf(path: string): string {
+  const i = path.lastIndexOf('/');
+  return i <= 0 ? '/' : path.slice(0, i);
+}
+
+export class MemoryFileSystem implements FileSystem {
+  /** Names as reads see them. */
+  private names = new Map<string, Inode>();
+  /** Names as a crash would leave them. */
+  private durableNames = new Map<string, Inode>();
+  private dirs = new Set<string>(['/']);
+  private handles = new Map<FileHandle, { inode: Inode; path: string; writable: boolean }>();
+  private nextHandle = 3;
+  private queued: (() => void)[] = [];
+  private readonly defer: (complete: () => void) => void;
+  /** Writes, truncations and syncs so far: the points a crash can fall between. */
+  operations = 0;
+  /** Bytes written and syncs, for tests and benchmarks. */
+  bytesWritten = 0;
+  syncs = 0;
+  /** Called after every write, truncation or sync, with the operation count. */
+  onOperation: ((count: number) => void) | undefined;
+  /** Once set, every call fails as a dead disk would (after a simulated power cut). */
+  private frozen = false;
+  /** Bumped by a crash: syncs begun before it never complete. */
+  private epoch = 0;
+
+  constructor(options: MemoryFsOptions = {}) {
+    this.defer = options.defer ?? ((complete) => this.queued.push(complete));
+  }
+
+  /** Runs the queued datasync completions (with the default `defer`); returns how many ran. */
+  runPending(): number {
+    let n = 0;
+    while (this.queued.length > 0) {
+      const batch = this.queued;
+      this.queued = [];
+      for (const complete of batch) {
+        complete();
+        n++;
+      }
+    }
+    return n;
+  }
+
+  private counted(): void {
+    this.operations++;
+    this.onOperation?.(this.operations);
+  }
+
+  private handle(fd: FileHandle) {
+    const h = this.handles.get(fd);
+    if (!h) throw new MemoryFsError('EBADF', String(fd));
+    return h;
+  }
+
+  private checkAlive(path: string): void {
+    if (this.frozen) throw new MemoryFsError('EROFS', path);
+  }
+
+  mkdirp(path: string): void {
+    this.checkAlive(path);
+    let p = path.replace(/\/+$/, '') || '/';
+    while (!this.dirs.has(p)) {
+      this.dirs.add(p);
+      p = parentOf(p);
+    }
+  }
+
+  list(dir: string): string[] {
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    const out: string[] = [];
+    for (const name of this.names.keys()) {
+      if (name.startsWith(prefix) && !name.slice(prefix.length).includes('/')) out.push(name.slice(prefix.length));
+    }
+    return out.sort();
+  }
+
+  exists(path: string): boolean {
+    return this.names.has(path) || this.dirs.has(path);
+  }
+
+  open(path: string, writable: boolean): FileHandle {
+    this.checkAlive(path);
+    const inode = this.names.get(path);
+    if (!inode) throw new MemoryFsError('ENOENT', path);
+    const fd = this.nextHandle++;
+    this.handles.set(fd, { inode, path, writable });
+    return fd;
+  }
+
+  create(path: string): FileHandle {
+    this.checkAlive(path);
+    if (this.names.has(path)) throw new MemoryFsError('EEXIST', path);
+    if (!this.dirs.has(parentOf(path))) throw new MemoryFsError('ENOENT', parentOf(path));
+    const inode = new Inode();
+    this.names.set(path, inode);
+    const fd = this.nextHandle++;
+    this.handles.set(fd, { inode, path, writable: true });
+    return fd;
+  }
+
+  close(fd: FileHandle): void {
+    this.handles.delete(fd);
+  }
+
+  size(fd: FileHandle): number {
+    return this.handle(fd).inode.current.length;
+  }
+
+  read(fd: FileHandle, buf: Uint8Array, position: number): number {
+    const { current } = this.handle(fd).inode;
+    const n = Math.max(0, Math.min(buf.length, current.length - position));
+    if (n > 0) buf.set(current.buf.subarray(position, position + n));
+    return n;
+  }
+
+  private change(fd: FileHandle, op: PendingOp): void {
+    const h = this.handle(fd);
+    this.checkAlive(h.path);
+    if (!h.writable) throw new MemoryFsError('EBADF', h.path);
+    h.inode.current.apply(op);
+    h.inode.pending.push(op);
+    this.counted();
+  }
+
+  write(fd: FileHandle, data: Uint8Array, position: number): void {
+    // Copy: the caller may reuse its buffer, the disk must not see that.
+    this.change(fd, { kind: 'write', position, data: data.slice() });
+    this.bytesWritten += data.length;
+  }
+
+  truncate(fd: FileHandle, length: number): void {
+    this.change(fd, { kind: 'truncate', length });
+  }
+
+  fsync(fd: FileHandle): void {
+    const h = this.handle(fd);
+    this.checkAlive(h.path);
+    h.inode.syncPending(h.inode.pending.length);
+    this.syncs++;
+    this.counted();
+  }
+
+  datasync(fd: FileHandle, done: (err?: Error) => void): void {
+    const h = this.handle(fd);
+    const inode = h.inode;
+    // What fdatasync promises: the writes made before the call.
+    const upTo = inode.pending.length;
+    const marker = inode.pending[upTo - 1];
+    const epoch = this.epoch;
+    this.defer(() => {
+      // The machine is off, or restarted since: the call never returns.
+      if (this.frozen || epoch !== this.epoch) return;
+      // Later syncs may already have made some of these durable.
+      const at = marker === undefined ? -1 : inode.pending.indexOf(marker);
+      inode.syncPending(at + 1);
+      this.syncs++;
+      this.counted();
+      done();
+    });
+  }
+
+  allocate(fd: FileHandle, length: number, done: (err?: Error) => void): void {
+    const epoch = this.epoch;
+    this.defer(() => {
+      if (this.frozen || epoch !== this.epoch) return;
+      if (this.size(fd) < length) this.truncate(fd, length);
+      this.fsync(fd);
+      done();
+    });
+  }
+
+  rename(from: string, to: string): void {
+    this.checkAlive(from);
+    const inode = this.names.get(from);
+    if (!inode) throw new MemoryFsError('ENOENT', from);
+    this.names.delete(from);
+    this.names.set(to, inode);
+    this.counted();
+  }
+
+  remove(path: string): void {
+    this.checkAlive(path);
+    if (this.names.delete(path)) this.counted();
+  }
+
+  syncDir(dir: string): void {
+    this.checkAlive(dir);
+    const prefix = dir.endsWith('/') ? dir : `${dir}/`;
+    const inDir = (name: string) => name.startsWith(prefix) && !name.slice(prefix.length).includes('/');
+    for (const name of [...this.durableNames.keys()]) {
+      if (inDir(name) && !this.names.has(name)) this.durableNames.delete(name);
+    }
+    for (const [name, inode] of this.names) if (inDir(name)) this.durableNames.set(name, inode);
+    this.syncs++;
+    this.counted();
+  }
+
+  /**
+   * The disk a crash at this moment would leave, as a new file system; this
+   * one is untouched. Files keep their synced content and, if torn, a random
+   * prefix of the unsynced writes, the last one cut at a sector boundary.
+   */
+  crashImage(options: CrashOptions = { unsynced: 'none' }): MemoryFileSystem {
+    const image = new MemoryFileSystem({ defer: this.defer });
+    image.dirs = new Set(this.dirs);
+    const copies = new Map<Inode, Inode>();
+    for (const [name, inode] of this.durableNames) {
+      let copy = copies.get(inode);
+      if (!copy) {
+        copy = new Inode();
+        copy.durable = new Bytes(inode.durable);
+        if (options.unsynced === 'torn' && inode.pending.length > 0) {
+          const random = options.random;
+          if (!random) throw new Error('a torn crash needs a random source');
+          const keep = Math.floor(random() * (inode.pending.length + 1));
+          for (let i = 0; i < keep; i++) copy.durable.apply(inode.pending[i]!);
+          // Disks write whole sectors atomically: a write is cut at a sector boundary.
+          const next = inode.pending[keep];
+          if (next && next.kind === 'write') {
+            const firstCut = Math.floor(next.position / SECTOR_BYTES) * SECTOR_BYTES + SECTOR_BYTES;
+            const end = next.position + next.data.length;
+            const cuts = Math.ceil((end - firstCut) / SECTOR_BYTES);
+            if (cuts > 0) {
+              const cut = firstCut + Math.floor(random() * cuts) * SECTOR_BYTES;
+              copy.durable.apply({ kind: 'write', position: next.position, data: next.data.subarray(0, cut - next.position) });
+            }
+          }
+        }
+        copy.current = new Bytes(copy.durable);
+        copies.set(inode, copy);
+      }
+      image.names.set(name, copy);
+      image.durableNames.set(name, copy);
+    }
+    return image;
+  }
+
+  /** Crashes in place: what crashImage would return replaces this disk's contents. Open handles die. */
+  crash(options: CrashOptions = { unsynced: 'none' }): void {
+    const image = this.crashImage(options);
+    this.names = image.names;
+    this.durableNames = image.durableNames;
+    this.handles.clear();
+    this.queued = [];
+    this.epoch++;
+    this.frozen = false;
+  }
+
+  /** Stops the disk as a power cut would: later calls fail, pending syncs never complete. */
+  freeze(): void {
+    this.frozen = true;
+  }
+
+  /** A file's current bytes (tests: to damage a file, to compare). */
+  peek(path: string): Uint8Array {
+    const inode = this.names.get(path);
+    if (!inode) throw new MemoryFsError('ENOENT', path);
+    return inode.current.buf.slice(0, inode.current.length);
+  }
+
+  /** Replaces a file's bytes, durably (tests: to damage a file). */
+  poke(path: string, bytes: Uint8Array): void {
+    const inode = this.names.get(path);
+    if (!inode) throw new MemoryFsError('ENOENT', path);
+    inode.current = new Bytes();
+    inode.current.apply({ kind: 'write', position: 0, data: bytes });
+    inode.durable = new Bytes(inode.current);
+    inode.pending = [];
+  }
+}

@@ -1,0 +1,185 @@
+// Segment files: naming, and reading their records back in order.
+//
+// A segment is named <seq>-<firstIndex>.wal (16 hex digits each, as etcd
+// names its WAL files), so a directory listing sorts in log order and says
+// where each segment starts without opening it.
+
+import { type FileSystem, type FileHandle, joinPath } from './fs.js';
+import { SECTOR_BYTES } from './memoryFs.js';
+import { FRAME_HEADER_BYTES, type FrameProblem, MAX_PAYLOAD_BYTES, isZero, padded, readFrame } from './record.js';
+
+export interface SegmentFile {
+  readonly seq: number;
+  readonly firstIndex: number;
+  readonly name: string;
+}
+
+const SEGMENT_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.wal$/;
+
+function hex16(n: number): string {
+  return n.toString(16).padStart(16, '0');
+}
+
+export function segmentFileName(seq: number, firstIndex: number): string {
+  return `${hex16(seq)}-${hex16(firstIndex)}.wal`;
+}
+
+export function parseSegmentName(name: string): SegmentFile | undefined {
+  const m = SEGMENT_NAME.exec(name);
+  if (!m) return undefined;
+  return { seq: parseInt(m[1]!, 16), firstIndex: parseInt(m[2]!, 16), name };
+}
+
+/** The segments in a directory, in order. */
+export function listSegments(fs: FileSystem, dir: string): SegmentFile[] {
+  const out: SegmentFile[] = [];
+  for (const name of fs.list(dir)) {
+    const s = parseSegmentName(name);
+    if (s) out.push(s);
+  }
+  return out.sort((a, b) => a.seq - b.seq);
+}
+
+/** Why a scan stopped: the end of the file, or the first bytes that are not a record. */
+export interface ScanEnd {
+  /** The offset just past the last good record. */
+  readonly end: number;
+  readonly stop: 'eof' | FrameProblem;
+  readonly fileSize: number;
+}
+
+const CHUNK_BYTES = 1 << 20;
+
+/**
+ * Reads a segment's records in order from `from`, calling `visit` with each
+ * payload (a view into a reused buffer: copy what you keep) and its offset.
+ * `visit` returns false to stop early. Reads in chunks (1 MiB here), so
+ * memory stays small whatever the segment's size.
+ */
+export function scanSegment(
+  fs: FileSystem,
+  path: string,
+  visit: (payload: Uint8Array, offset: number) => boolean | void,
+  from = 0,
+): ScanEnd {
+  const fd = fs.open(path, false);
+  try {
+    return scanOpen(fs, fd, CHUNK_BYTES, visit, from);
+  } finally {
+    fs.close(fd);
+  }
+}
+
+/** scanSegment on an open file, reading `chunkBytes` at a time. */
+export function scanOpen(
+  fs: FileSystem,
+  fd: FileHandle,
+  chunkBytes: number,
+  visit: (payload: Uint8Array, offset: number) => boolean | void,
+  from = 0,
+): ScanEnd {
+  const fileSize = fs.size(fd);
+  let buf = new Uint8Array(Math.min(chunkBytes, Math.max(fileSize - from, FRAME_HEADER_BYTES)));
+  let view = new DataView(buf.buffer);
+  /** File offset of buf[0]. */
+  let base = from;
+  let filled = fs.read(fd, buf, base);
+  let at = 0;
+
+  /** Makes buf hold `n` bytes from `at` (or all that is left of the file). */
+  const ensure = (n: number): void => {
+    if (at + n <= filled || base + filled >= fileSize) return;
+    if (n > buf.length) {
+      const next = new Uint8Array(Math.max(n, buf.length * 2));
+      next.set(buf.subarray(at, filled));
+      buf = next;
+      view = new DataView(buf.buffer);
+    } else {
+      buf.copyWithin(0, at, filled);
+    }
+    filled -= at;
+    base += at;
+    at = 0;
+    filled += fs.read(fd, buf.subarray(filled), base + filled);
+  };
+
+  for (;;) {
+    if (base + at >= fileSize) return { end: base + at, stop: 'eof', fileSize };
+    ensure(FRAME_HEADER_BYTES);
+    if (at + FRAME_HEADER_BYTES <= filled) {
+      const length = view.getUint32(at + 4, true);
+      if (length > 0 && length <= MAX_PAYLOAD_BYTES) ensure(FRAME_HEADER_BYTES + padded(length));
+    }
+    const frame = readFrame(buf, view, at, filled);
+    if (!frame.ok) return { end: base + at, stop: frame.problem, fileSize };
+    if (visit(frame.payload, base + at) === false) return { end: base + at + frame.size, stop: 'eof', fileSize };
+    at += frame.size;
+  }
+}
+
+/**
+ * Whether a frame that failed its checksum was torn by a crash: disks write
+ * whole sectors, so a write cut short leaves at least one sector of the
+ * frame as it was before, i.e. zeros in a preallocated segment. A frame
+ * without such a sector was written whole and damaged later (as etcd's
+ * isTornEntry reasons).
+ */
+export function isTornFrame(fs: FileSystem, fd: FileHandle, offset: number, fileSize: number): boolean {
+  const header = new Uint8Array(FRAME_HEADER_BYTES);
+  if (fs.read(fd, header, offset) < FRAME_HEADER_BYTES) return true;
+  const length = new DataView(header.buffer).getUint32(4, true);
+  const end = Math.min(fileSize, offset + FRAME_HEADER_BYTES + Math.min(length, MAX_PAYLOAD_BYTES));
+  const bytes = new Uint8Array(end - offset);
+  fs.read(fd, bytes, offset);
+  let chunkStart = offset;
+  while (chunkStart < end) {
+    const chunkEnd = Math.min(end, (Math.floor(chunkStart / SECTOR_BYTES) + 1) * SECTOR_BYTES);
+    if (isZero(bytes, chunkStart - offset, chunkEnd - offset)) return true;
+    chunkStart = chunkEnd;
+  }
+  return false;
+}
+
+/**
+ * The offset of the first valid record after `from`, if any: a crash
+ * leaves only zeros or part of its last write after the end of the good
+ * data, never a whole record from before it. A valid record past damage
+ * means the damage hit data that was already synced.
+ */
+export function findLaterFrame(fs: FileSystem, fd: FileHandle, from: number, fileSize: number): number | undefined {
+  const buf = new Uint8Array(CHUNK_BYTES);
+  const view = new DataView(buf.buffer);
+  for (let base = padded(from + 1); base < fileSize; base += CHUNK_BYTES - FRAME_HEADER_BYTES) {
+    const filled = fs.read(fd, buf, base);
+    for (let at = 0; at + FRAME_HEADER_BYTES <= filled; at += 8) {
+      if (view.getUint32(at, true) === 0 && view.getUint32(at + 4, true) === 0) continue;
+      const length = view.getUint32(at + 4, true);
+      if (length === 0 || length > fileSize - base - at - FRAME_HEADER_BYTES) continue;
+      // Read the candidate whole (it may run past this chunk) and check it.
+      const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
+      fs.read(fd, frame, base + at);
+      if (readFrame(frame, new DataView(frame.buffer), 0, frame.length).ok) return base + at;
+    }
+  }
+  return undefined;
+}
+
+/** The last non-zero byte's offset + 1 in [from, fileSize), or `from` if all zeros. */
+export function dirtyEnd(fs: FileSystem, fd: FileHandle, from: number, fileSize: number): number {
+  const buf = new Uint8Array(CHUNK_BYTES);
+  let last = from;
+  for (let base = from; base < fileSize; base += CHUNK_BYTES) {
+    const filled = fs.read(fd, buf, base);
+    for (let i = filled - 1; i >= 0; i--) {
+      if (buf[i] !== 0) {
+        last = base + i + 1;
+        break;
+      }
+    }
+  }
+  return last;
+}
+
+export function segmentPath(dir: string, s: SegmentFile): string {
+  return joinPath(dir, s.name);
+}

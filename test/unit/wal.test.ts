@@ -1,0 +1,224 @@
+// The write-ahead log and the disk-backed Storage (src/storage/): durable
+// round trips, group commit, truncation, segments, snapshots and compaction,
+// identity checks, torn tails and corruption, on the in-memory disk.
+
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+
+import { type Entry, type HardState, type Snapshot, EMPTY_CONF_STATE } from '../../src/raft/types.js';
+import { DiskStorage, type DiskStorageOptions, type SaveBatch } from '../../src/storage/diskStorage.js';
+import {
+  SnapshotMissingError,
+  WalCorruptionError,
+  WalIdentityError,
+} from '../../src/storage/errors.js';
+import { MemoryFileSystem } from '../../src/storage/memoryFs.js';
+
+const DIR = '/data';
+
+function ent(index: number, term: number, text = `v${index}`): Entry {
+  return { index, term, type: 'normal', data: new TextEncoder().encode(text) };
+}
+
+function ents(from: number, to: number, term: number): Entry[] {
+  const out: Entry[] = [];
+  for (let i = from; i <= to; i++) out.push(ent(i, term));
+  return out;
+}
+
+function open(fs: MemoryFileSystem, extra: Partial<DiskStorageOptions> = {}): DiskStorage {
+  return DiskStorage.open({ fs, dir: DIR, clusterId: 'c1', memberId: 1, segmentBytes: 4096, ...extra });
+}
+
+/** Saves a batch and lets the disk finish the sync. */
+function save(fs: MemoryFileSystem, s: DiskStorage, batch: SaveBatch): void {
+  let done = false;
+  let error: Error | undefined;
+  s.save(batch, (err) => {
+    done = true;
+    error = err;
+  });
+  fs.runPending();
+  if (error) throw error;
+  assert.ok(done, 'the save completed');
+}
+
+const text = (e: Entry) => `${e.index}@${e.term}:${new TextDecoder().decode(e.data)}`;
+
+function all(s: DiskStorage): string[] {
+  return s.entries(s.firstIndex(), s.lastIndex() + 1, Infinity).map(text);
+}
+
+function reopen(fs: MemoryFileSystem, s: DiskStorage, extra: Partial<DiskStorageOptions> = {}): DiskStorage {
+  s.close();
+  return open(fs.crashImage(), extra);
+}
+
+describe('DiskStorage', () => {
+  it('keeps entries and hard state across a restart', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    assert.equal(s.lastIndex(), 0);
+    const hs: HardState = { term: 2, vote: 1, commit: 3 };
+    save(fs, s, { entries: ents(1, 5, 2), hardState: hs });
+    const r = reopen(fs, s);
+    assert.deepEqual(r.initialState().hardState, hs);
+    assert.deepEqual(all(r), ents(1, 5, 2).map(text));
+    assert.equal(r.term(3), 2);
+    assert.equal(r.term(0), 0);
+  });
+
+  it('reports nothing durable before its fdatasync returns, and coalesces batches that wait', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    const order: number[] = [];
+    const syncsBefore = fs.syncs;
+    s.save({ entries: ents(1, 1, 1) }, () => order.push(1));
+    s.save({ entries: ents(2, 2, 1) }, () => order.push(2));
+    s.save({ entries: ents(3, 3, 1) }, () => order.push(3));
+    assert.deepEqual(order, [], 'nothing reported before the sync');
+    assert.equal(s.lastIndex(), 0, 'nothing visible before the sync');
+    fs.runPending();
+    assert.deepEqual(order, [1, 2, 3]);
+    assert.equal(s.lastIndex(), 3);
+    // One sync for the first batch, one for the two that waited behind it.
+    assert.equal(s.walStats().syncs, 2);
+    assert.ok(fs.syncs - syncsBefore >= 2);
+  });
+
+  it('records a conflicting-suffix truncation durably', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    save(fs, s, { entries: ents(1, 10, 1) });
+    save(fs, s, { entries: [ent(6, 2, 'x6'), ent(7, 2, 'x7')] });
+    assert.equal(s.lastIndex(), 7);
+    const r = reopen(fs, s);
+    assert.equal(r.lastIndex(), 7);
+    assert.deepEqual(all(r).slice(4), ['5@1:v5', '6@2:x6', '7@2:x7']);
+  });
+
+  it('rolls over segments and reads old entries back from disk', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs, { cacheBytes: 1024 });
+    for (let i = 1; i <= 400; i += 10) save(fs, s, { entries: ents(i, i + 9, 1 + Math.floor(i / 100)) });
+    assert.ok(s.segmentFiles().length > 3, `${s.segmentFiles().length} segments`);
+    const expected = [];
+    for (let i = 1; i <= 400; i++) expected.push(text(ent(i, 1 + Math.floor((Math.floor((i - 1) / 10) * 10 + 1) / 100))));
+    assert.deepEqual(all(s), expected);
+    assert.deepEqual(s.entries(37, 45, Infinity).map(text), expected.slice(36, 44));
+    const r = reopen(fs, s, { cacheBytes: 1024 });
+    assert.deepEqual(all(r), expected);
+    // Reads from disk respect the size limit (entries of 4 bytes + 24 of overhead).
+    assert.equal(r.entries(100, 300, 500).length, Math.floor(500 / 28));
+  });
+
+  it('refuses a log from another member or cluster', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    save(fs, s, { entries: ents(1, 2, 1) });
+    s.close();
+    assert.throws(() => open(fs.crashImage(), { clusterId: 'other' }), (e) => e instanceof WalIdentityError && /cluster "c1"/.test(e.message));
+    assert.throws(() => open(fs.crashImage(), { memberId: 2 }), (e) => e instanceof WalIdentityError && /member 1/.test(e.message));
+  });
+
+  it('snapshots, compacts and releases old segments; recovery starts from the snapshot', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    for (let i = 1; i <= 300; i += 10) save(fs, s, { entries: ents(i, i + 9, 1), hardState: { term: 1, vote: 1, commit: i + 9 } });
+    const before = s.segmentFiles().length;
+    const conf = { ...EMPTY_CONF_STATE, voters: [1, 2, 3] };
+    s.createSnapshot(250, conf, new TextEncoder().encode('state@250'));
+    s.compact(240);
+    fs.runPending();
+    assert.equal(s.firstIndex(), 241);
+    assert.ok(s.segmentFiles().length < before, 'old segments were deleted');
+    save(fs, s, { entries: ents(301, 305, 2) });
+    const r = reopen(fs, s);
+    assert.equal(r.snapshot().metadata.index, 250);
+    assert.deepEqual(r.initialState().confState.voters, [1, 2, 3]);
+    assert.equal(r.lastIndex(), 305);
+    assert.ok(r.firstIndex() <= 251);
+    assert.equal(r.term(250), 1);
+    assert.equal(r.entries(251, 252, Infinity)[0]!.index, 251);
+  });
+
+  it('installs a snapshot from the leader, dropping a log that disagrees with it', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    save(fs, s, { entries: ents(1, 20, 1) });
+    const snap: Snapshot = { metadata: { index: 50, term: 3, confState: EMPTY_CONF_STATE }, data: new Uint8Array([7]) };
+    save(fs, s, { snapshot: snap, entries: ents(51, 52, 3), hardState: { term: 3, vote: 0, commit: 50 } });
+    assert.equal(s.firstIndex(), 51);
+    assert.equal(s.lastIndex(), 52);
+    const r = reopen(fs, s);
+    assert.equal(r.firstIndex(), 51);
+    assert.equal(r.lastIndex(), 52);
+    assert.equal(r.term(50), 3);
+    assert.deepEqual([...r.snapshot().data], [7]);
+  });
+
+  it('cuts a torn tail off and reports it', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    save(fs, s, { entries: ents(1, 3, 1) });
+    s.save({ entries: [ent(4, 1, 'x'.repeat(2000))] }, () => assert.fail('never synced'));
+    let reportedTorn = false;
+    for (let seed = 1; seed < 40; seed++) {
+      let x = seed;
+      const random = () => ((x = (x * 1103515245 + 12345) % 2147483648) / 2147483648);
+      const r = open(fs.crashImage({ unsynced: 'torn', random }));
+      assert.ok(r.lastIndex() === 3 || r.lastIndex() === 4);
+      if (r.recovery.tornTail) reportedTorn = true;
+      assert.deepEqual(all(r).slice(0, 3), ents(1, 3, 1).map(text));
+    }
+    assert.ok(reportedTorn, 'some crash tore the last write');
+  });
+
+  it('refuses to start when synced data is damaged, naming file, offset and index', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    for (let i = 1; i <= 200; i += 10) save(fs, s, { entries: ents(i, i + 9, 1) });
+    s.close();
+    const image = fs.crashImage();
+    const first = `${DIR}/wal/${image.list(`${DIR}/wal`)[0]}`;
+    const bytes = image.peek(first);
+    bytes[300] ^= 0x40;
+    image.poke(first, bytes);
+    assert.throws(() => open(image), (e) => e instanceof WalCorruptionError && /0000000000000000-0000000000000001\.wal at offset \d+ \(index \d+\)/.test(e.message));
+  });
+
+  it('falls back to an older snapshot when the newest is damaged, if the log covers the gap', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    save(fs, s, { entries: ents(1, 100, 1), hardState: { term: 1, vote: 1, commit: 100 } });
+    s.createSnapshot(50, EMPTY_CONF_STATE, new Uint8Array([50]));
+    s.createSnapshot(80, EMPTY_CONF_STATE, new Uint8Array([80]));
+    fs.runPending();
+    s.close();
+    const image = fs.crashImage();
+    const newest = `${DIR}/snap/${image.list(`${DIR}/snap`).at(-1)}`;
+    const bytes = image.peek(newest);
+    bytes[bytes.length - 1] ^= 1;
+    image.poke(newest, bytes);
+    const r = open(image);
+    assert.equal(r.snapshot().metadata.index, 50);
+    assert.equal(r.recovery.skippedSnapshots.length, 1);
+    assert.equal(r.lastIndex(), 100);
+  });
+
+  it('refuses when the only snapshot is damaged and the log was compacted past it', () => {
+    const fs = new MemoryFileSystem();
+    const s = open(fs);
+    for (let i = 1; i <= 300; i += 10) save(fs, s, { entries: ents(i, i + 9, 1), hardState: { term: 1, vote: 1, commit: i + 9 } });
+    s.createSnapshot(250, EMPTY_CONF_STATE, new Uint8Array([1]));
+    s.compact(250);
+    fs.runPending();
+    s.close();
+    const image = fs.crashImage();
+    const snapFile = `${DIR}/snap/${image.list(`${DIR}/snap`)[0]}`;
+    const bytes = image.peek(snapFile);
+    bytes[20] ^= 1;
+    image.poke(snapFile, bytes);
+    assert.throws(() => open(image), (e) => e instanceof SnapshotMissingError && /checksum/.test(e.message));
+  });
+});
