@@ -4,10 +4,12 @@
 import { demoCommand } from './demo.js';
 import { UsageError } from './args.js';
 import { simCommand } from './sim.js';
+import { walCommand } from './wal.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<number>; help: string }> = {
   sim: { run: simCommand, help: 'run the deterministic cluster simulator (one seed, or a sweep)' },
   demo: { run: demoCommand, help: 'watch a simulated cluster live in the terminal' },
+  wal: { run: walCommand, help: 'verify or dump a data directory (write-ahead log and snapshots)' },
 };
 
 function usage(): string {
@@ -25,6 +27,12 @@ async function main(argv: readonly string[]): Promise<number> {
   if (!cmd) throw new UsageError(`unknown command "${name}"\n\n${usage()}`);
   return cmd.run(rest);
 }
+
+// Output piped into `head` and the like: stop quietly when the reader goes.
+process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+  if (e.code === 'EPIPE') process.exit(0);
+  throw e;
+});
 
 main(process.argv.slice(2)).then(
   (code) => {

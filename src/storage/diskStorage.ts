@@ -27,7 +27,13 @@ import {
   EMPTY_SNAPSHOT,
   entryBytes,
 } from '../raft/types.js';
-import { SnapshotCorruptionError, SnapshotMissingError, StorageInvariantError, WalCorruptionError } from './errors.js';
+import {
+  SnapshotCorruptionError,
+  SnapshotMissingError,
+  StorageInvariantError,
+  WalClosedError,
+  WalCorruptionError,
+} from './errors.js';
 import { type FileSystem, joinPath } from './fs.js';
 import { LogIndex } from './logIndex.js';
 import { RECORD_ENTRY, type SnapshotMarker, decodePayload } from './record.js';
@@ -40,13 +46,16 @@ export interface DiskStorageOptions {
   readonly fs: FileSystem;
   /** The member's data directory. */
   readonly dir: string;
-  readonly clusterId: string;
-  readonly memberId: number;
+  /** Whose data this is; required unless read-only (see WalOptions). */
+  readonly clusterId?: string;
+  readonly memberId?: number;
   readonly segmentBytes?: number;
   /** Bytes of newest entries kept in memory; default 64 MiB. */
   readonly cacheBytes?: number;
   /** Snapshot files kept; default 3. */
   readonly snapshotsKept?: number;
+  /** Recover without changing anything on disk, and refuse writes (`raftkv wal verify`). */
+  readonly readOnly?: boolean;
 }
 
 /** One Ready's worth of durable state. */
@@ -84,19 +93,27 @@ export class DiskStorage implements Storage {
   readonly recovery: StorageRecovery;
   /** During recovery: the index before the first retained entry, while its term is unknown. */
   private gapBase: number | undefined;
+  private readonly readOnly: boolean;
 
   private constructor(options: DiskStorageOptions) {
     this.cacheLimit = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
-    this.snaps = new SnapshotStore(options.fs, joinPath(options.dir, 'snap'), options.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT);
+    this.readOnly = options.readOnly ?? false;
+    this.snaps = new SnapshotStore(
+      options.fs,
+      joinPath(options.dir, 'snap'),
+      options.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT,
+      this.readOnly,
+    );
     const markers: SnapshotMarker[] = [];
     let sawEntry = false;
     const { wal, report } = Wal.open(
       {
         fs: options.fs,
         dir: joinPath(options.dir, 'wal'),
-        clusterId: options.clusterId,
-        memberId: options.memberId,
+        ...(options.clusterId !== undefined ? { clusterId: options.clusterId } : {}),
+        ...(options.memberId !== undefined ? { memberId: options.memberId } : {}),
         ...(options.segmentBytes !== undefined ? { segmentBytes: options.segmentBytes } : {}),
+        readOnly: this.readOnly,
       },
       {
         entry: (index, term, payload, position) => {
@@ -128,8 +145,17 @@ export class DiskStorage implements Storage {
     this.snap = chosen.snapshot;
     const s = this.snap.metadata.index;
     if (s > 0) {
-      if (this.index.last < s) this.index.reset(s, this.snap.metadata.term);
-      else this.index.compactTo(Math.max(s, this.index.first - 1), this.snap.metadata.term, s);
+      if (this.index.last < s) {
+        this.index.reset(s, this.snap.metadata.term);
+      } else if (this.gapBase === s) {
+        // The log resumes right after the snapshot, which gives the term before it.
+        this.index.compactTo(s, this.snap.metadata.term, s);
+      } else if (this.gapBase !== undefined) {
+        // Entries from before the snapshot survive in the segments: keep them
+        // as the retention margin (a slightly slow follower gets entries, not
+        // a snapshot), all but the first, whose predecessor's term is unknown.
+        this.index.compact(this.index.first);
+      }
       this.cacheTrimFront(this.index.first);
       this.durableMarkerIndex = s;
     }
@@ -142,7 +168,7 @@ export class DiskStorage implements Storage {
     if (this.hardState.commit < s) this.hardState = { ...this.hardState, commit: s };
     this.recovery = {
       ...report,
-      removed: [...report.removed, ...orphans],
+      leftovers: [...report.leftovers, ...orphans],
       snapshotIndex: s,
       skippedSnapshots: chosen.skipped,
       firstIndex: this.index.first,
@@ -370,6 +396,10 @@ export class DiskStorage implements Storage {
    * order save() was called.
    */
   save(batch: SaveBatch, done: (err?: Error) => void): void {
+    if (this.readOnly) {
+      done(new WalClosedError('opened read-only'));
+      return;
+    }
     const snap = batch.snapshot && batch.snapshot.metadata.index > 0 ? batch.snapshot : undefined;
     if (snap) {
       if (snap.metadata.index <= this.snap.metadata.index) {
@@ -417,6 +447,7 @@ export class DiskStorage implements Storage {
    * starts from it. The log is not compacted: call compact() for that.
    */
   createSnapshot(i: number, confState: ConfState, data: Uint8Array, done?: (err?: Error) => void): Snapshot {
+    this.checkWritable();
     if (i <= this.snap.metadata.index) throw new SnapshotOutOfDateError(i, this.snap.metadata.index);
     if (i > this.index.last) throw new StorageInvariantError(`snapshot index ${i} is beyond the last index ${this.index.last}`);
     const snap: Snapshot = { metadata: { index: i, term: this.term(i), confState }, data };
@@ -438,6 +469,7 @@ export class DiskStorage implements Storage {
    * marker is durable in the log (before that, recovery still needs them).
    */
   compact(compactIndex: number): void {
+    this.checkWritable();
     if (compactIndex < this.index.first) return;
     if (compactIndex > this.snap.metadata.index) {
       throw new StorageInvariantError(`compact ${compactIndex} is beyond the snapshot at ${this.snap.metadata.index}`);
@@ -453,6 +485,15 @@ export class DiskStorage implements Storage {
     const upTo = Math.min(this.releaseWanted, this.durableMarkerIndex);
     if (upTo > 0) this.wal.release(upTo);
     this.snaps.prune(this.durableMarkerIndex);
+  }
+
+  private checkWritable(): void {
+    if (this.readOnly) throw new WalClosedError('opened read-only');
+  }
+
+  /** The cluster and member this data belongs to (undefined for an empty directory opened read-only). */
+  get identity(): { readonly clusterId: string; readonly memberId: number } | undefined {
+    return this.wal.identity;
   }
 
   /** Whether writes are waiting or being synced. */

@@ -92,6 +92,17 @@ export class SnapshotMissingError extends StorageError {
   }
 }
 
+/** A path given as a data directory holds no raftkv data. */
+export class DataDirError extends StorageError {
+  readonly code = 'DATA_DIR_INVALID';
+  constructor(
+    readonly dir: string,
+    readonly reason: string,
+  ) {
+    super(`${dir} is not a raftkv data directory: ${reason}`);
+  }
+}
+
 /** The storage layer's own bookkeeping disagrees with itself: a bug, never bad input. */
 export class StorageInvariantError extends StorageError {
   readonly code = 'STORAGE_INVARIANT';

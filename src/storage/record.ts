@@ -35,6 +35,12 @@ export interface SegmentHeader {
   readonly seq: number;
   /** The index the first entry written to this segment was going to have. */
   readonly firstIndex: number;
+  /**
+   * The size the file was preallocated to before this header was written. A
+   * crash never shrinks a file, so a last segment found shorter than this
+   * was cut by something else, and records at its end may be gone.
+   */
+  readonly segmentBytes: number;
 }
 
 /**
@@ -160,7 +166,7 @@ export class RecordEncoder {
   header(h: Omit<SegmentHeader, 'type' | 'version'>): number {
     const magic = textEncoder.encode(WAL_MAGIC);
     const cluster = textEncoder.encode(h.clusterId);
-    const payload = 1 + magic.length + 2 + 8 + 8 + 8 + 2 + cluster.length;
+    const payload = 1 + magic.length + 2 + 8 + 8 + 8 + 8 + 2 + cluster.length;
     const at = this.reserve(payload);
     let p = at + FRAME_HEADER_BYTES;
     this.buf[p++] = RECORD_HEADER;
@@ -170,8 +176,9 @@ export class RecordEncoder {
     putU64(this.view, p + 2, h.memberId);
     putU64(this.view, p + 10, h.seq);
     putU64(this.view, p + 18, h.firstIndex);
-    this.view.setUint16(p + 26, cluster.length, true);
-    this.buf.set(cluster, p + 28);
+    putU64(this.view, p + 26, h.segmentBytes);
+    this.view.setUint16(p + 34, cluster.length, true);
+    this.buf.set(cluster, p + 36);
     return this.finish(at, payload);
   }
 
@@ -194,7 +201,13 @@ export type FrameProblem =
   /** The length field is impossible. */
   | 'length'
   /** The checksum does not match. */
-  | 'checksum';
+  | 'checksum'
+  /**
+   * The zeros after a record are not zeros. The checksum does not cover
+   * them, but a torn write cannot cause this (padding shares its 8-byte
+   * block, hence its sector, with the record's last byte): it is damage.
+   */
+  | 'padding';
 
 export type FrameResult =
   | { readonly ok: true; readonly payload: Uint8Array; readonly size: number }
@@ -212,6 +225,7 @@ export function readFrame(buf: Uint8Array, view: DataView, at: number, end: numb
   const size = FRAME_HEADER_BYTES + padded(length);
   if (at + FRAME_HEADER_BYTES + length > end) return { ok: false, problem: 'truncated' };
   if (crc32c(buf.subarray(at + 4, at + FRAME_HEADER_BYTES + length)) !== crc) return { ok: false, problem: 'checksum' };
+  if (!isZero(buf, at + FRAME_HEADER_BYTES + length, Math.min(at + size, end))) return { ok: false, problem: 'padding' };
   return { ok: true, payload: buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length), size };
 }
 
@@ -222,6 +236,15 @@ export function isZero(buf: Uint8Array, from: number, to: number): boolean {
 
 /** A payload that passed its checksum but does not parse: a bug or a foreign file. */
 export class MalformedRecordError extends Error {}
+
+/** UTF-8 text of a record field; bytes that are not UTF-8 make the record malformed. */
+function decodeText(bytes: Uint8Array, what: string): string {
+  try {
+    return textDecoder.decode(bytes);
+  } catch {
+    throw new MalformedRecordError(`${what} is not UTF-8 text`);
+  }
+}
 
 function payloadView(p: Uint8Array): DataView {
   return new DataView(p.buffer, p.byteOffset, p.byteLength);
@@ -256,7 +279,7 @@ export function decodePayload(p: Uint8Array): WalRecord {
       if (p[17]! > 1) throw new MalformedRecordError(`snapshot record flag ${p[17]}`);
       let confState: ConfState;
       try {
-        confState = JSON.parse(textDecoder.decode(p.subarray(18))) as ConfState;
+        confState = JSON.parse(decodeText(p.subarray(18), 'snapshot configuration')) as ConfState;
       } catch {
         throw new MalformedRecordError('snapshot record with an unreadable configuration');
       }
@@ -264,20 +287,21 @@ export function decodePayload(p: Uint8Array): WalRecord {
     }
     case RECORD_HEADER: {
       const magic = textEncoder.encode(WAL_MAGIC);
-      need(p, 1 + magic.length + 28, 'header');
-      if (textDecoder.decode(p.subarray(1, 1 + magic.length)) !== WAL_MAGIC) {
+      need(p, 1 + magic.length + 36, 'header');
+      if (decodeText(p.subarray(1, 1 + magic.length), 'segment magic') !== WAL_MAGIC) {
         throw new MalformedRecordError('not a raftkv write-ahead log segment');
       }
       const q = 1 + magic.length;
-      const clusterLength = v.getUint16(q + 26, true);
-      need(p, q + 28 + clusterLength, 'header');
+      const clusterLength = v.getUint16(q + 34, true);
+      need(p, q + 36 + clusterLength, 'header');
       return {
         type: 'header',
         version: v.getUint16(q, true),
         memberId: getU64(v, q + 2),
         seq: getU64(v, q + 10),
         firstIndex: getU64(v, q + 18),
-        clusterId: textDecoder.decode(p.subarray(q + 28, q + 28 + clusterLength)),
+        segmentBytes: getU64(v, q + 26),
+        clusterId: decodeText(p.subarray(q + 36, q + 36 + clusterLength), 'cluster id'),
       };
     }
     case RECORD_SEAL:

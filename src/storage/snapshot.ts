@@ -73,17 +73,19 @@ export class SnapshotStore {
     private readonly fs: FileSystem,
     readonly dir: string,
     private readonly keep = DEFAULT_SNAPSHOTS_KEPT,
+    /** Change nothing on disk (`raftkv wal verify`). */
+    private readonly readOnly = false,
   ) {
-    fs.mkdirp(dir);
+    if (!readOnly) fs.mkdirp(dir);
   }
 
-  /** The snapshot files, newest (highest index) first. Leftover temporary files are removed. */
+  /** The snapshot files, newest (highest index) first. Leftover temporary files are removed (unless read-only). */
   list(): SnapshotFile[] {
     const out: SnapshotFile[] = [];
     for (const name of this.fs.list(this.dir)) {
       const m = SNAP_NAME.exec(name);
       if (m) out.push({ term: parseInt(m[1]!, 16), index: parseInt(m[2]!, 16), name });
-      else if (name.endsWith('.tmp')) this.fs.remove(joinPath(this.dir, name));
+      else if (name.endsWith('.tmp') && !this.readOnly) this.fs.remove(joinPath(this.dir, name));
     }
     return out.sort((a, b) => b.index - a.index || b.term - a.term);
   }
@@ -131,8 +133,10 @@ export class SnapshotStore {
   /** Removes snapshots newer than any the log names: a crash came between writing one and logging it. */
   removeOrphans(newestNamed: number): string[] {
     const orphans = this.list().filter((f) => f.index > newestNamed);
-    for (const f of orphans) this.fs.remove(joinPath(this.dir, f.name));
-    if (orphans.length > 0) this.fs.syncDir(this.dir);
+    if (!this.readOnly) {
+      for (const f of orphans) this.fs.remove(joinPath(this.dir, f.name));
+      if (orphans.length > 0) this.fs.syncDir(this.dir);
+    }
     return orphans.map((f) => f.name);
   }
 }

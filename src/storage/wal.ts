@@ -21,7 +21,7 @@
 // open, naming the file, offset and index.
 
 import type { Entry, HardState } from '../raft/types.js';
-import { WalClosedError, WalCorruptionError, WalIdentityError, WalWriteError } from './errors.js';
+import { StorageInvariantError, WalClosedError, WalCorruptionError, WalIdentityError, WalWriteError } from './errors.js';
 import { type FileHandle, type FileSystem, joinPath } from './fs.js';
 import {
   FRAME_HEADER_BYTES,
@@ -54,11 +54,21 @@ export interface WalOptions {
   readonly fs: FileSystem;
   /** The directory holding the segments (created if missing). */
   readonly dir: string;
-  /** The cluster this member belongs to: a log from another cluster is refused. */
-  readonly clusterId: string;
-  readonly memberId: number;
+  /**
+   * The cluster and member this log belongs to: a log of another is
+   * refused. Required unless `readOnly`; a read-only open without them
+   * takes them from the first segment.
+   */
+  readonly clusterId?: string;
+  readonly memberId?: number;
   /** Segment size; default 64 MiB. */
   readonly segmentBytes?: number;
+  /**
+   * Replay without changing anything on disk (`raftkv wal verify`): a torn
+   * tail is reported but not cut, leftovers are reported but not removed,
+   * and the log cannot be appended to.
+   */
+  readonly readOnly?: boolean;
 }
 
 /** One durable step: everything a Ready asks to persist. */
@@ -95,8 +105,8 @@ export interface RecoveryReport {
   readonly bytes: number;
   /** A crash's torn write, cut off the end of the last segment. */
   readonly tornTail?: { readonly file: string; readonly offset: number; readonly bytes: number };
-  /** Leftovers of interrupted segment creation, removed. */
-  readonly removed: readonly string[];
+  /** Leftovers of interrupted segment creation: removed (read-only: that recovery would remove). */
+  readonly leftovers: readonly string[];
 }
 
 export type AppendCallback = (err: Error | undefined, positions: readonly Position[]) => void;
@@ -152,11 +162,25 @@ export class Wal {
   private marker: SnapshotMarker | undefined;
   /** Batches written and fdatasyncs issued, for metrics and tests. */
   stats = { batches: 0, syncs: 0, bytes: 0 };
+  private readonly readOnly: boolean;
+  /** Whose log this is: from the options, or (read-only) from the first segment header. */
+  private owner: { clusterId: string; memberId: number } | undefined;
 
-  private constructor(private readonly options: WalOptions) {
+  private constructor(options: WalOptions) {
     this.fs = options.fs;
     this.dir = options.dir;
     this.segmentBytes = options.segmentBytes ?? DEFAULT_SEGMENT_BYTES;
+    this.readOnly = options.readOnly ?? false;
+    if (options.clusterId !== undefined && options.memberId !== undefined) {
+      this.owner = { clusterId: options.clusterId, memberId: options.memberId };
+    } else if (!this.readOnly) {
+      throw new StorageInvariantError('a write-ahead log opened for writing needs its cluster id and member id');
+    }
+  }
+
+  /** The cluster and member the log belongs to (undefined for an empty log opened read-only). */
+  get identity(): { readonly clusterId: string; readonly memberId: number } | undefined {
+    return this.owner;
   }
 
   /**
@@ -179,12 +203,13 @@ export class Wal {
 
   private replay(visitor: ReplayVisitor): RecoveryReport {
     const fs = this.fs;
-    fs.mkdirp(this.dir);
-    const removed: string[] = [];
+    const readOnly = this.readOnly;
+    if (!readOnly) fs.mkdirp(this.dir);
+    const leftovers: string[] = [];
     for (const name of fs.list(this.dir)) {
       if (name.endsWith(TEMP_SUFFIX)) {
-        fs.remove(this.path(name));
-        removed.push(name);
+        if (!readOnly) fs.remove(this.path(name));
+        leftovers.push(name);
       }
     }
     let segments = listSegments(fs, this.dir);
@@ -211,13 +236,15 @@ export class Wal {
       let fd: FileHandle | undefined = fs.open(path, false);
       let sealed = false;
       let sawHeader = false;
+      /** The size the segment was preallocated to, from its header. */
+      let preallocated = 0;
       try {
         let recordError: WalCorruptionError | undefined;
         const scan = scanOpen(fs, fd, REPLAY_CHUNK_BYTES, (payload, offset) => {
           const loc = { file: segment.name, offset, index: lastIndex + 1 };
           try {
             if (!sawHeader) {
-              this.checkHeader(segment, payload, offset);
+              preallocated = this.checkHeader(segment, payload, offset);
               sawHeader = true;
               return true;
             }
@@ -281,9 +308,11 @@ export class Wal {
           }
           fs.close(fd);
           fd = undefined;
-          fs.remove(path);
-          fs.syncDir(this.dir);
-          removed.push(segment.name);
+          if (!readOnly) {
+            fs.remove(path);
+            fs.syncDir(this.dir);
+          }
+          leftovers.push(segment.name);
           segments = segments.slice(0, i);
           break;
         }
@@ -294,8 +323,16 @@ export class Wal {
               `${describeStop(scan.stop)} before the end of a sealed segment`,
             );
           }
-        } else if (scan.stop !== 'eof') {
-          tornTail = this.judgeTail(segment, fd, scan.end, scan.stop, scan.fileSize, lastIndex + 1);
+        } else {
+          // A crash never shrinks a preallocated file: a shorter one was cut
+          // by something else, unless the cut fell in the zeros past the data.
+          if (scan.fileSize < preallocated && scan.stop !== 'zero') {
+            throw new WalCorruptionError(
+              { file: segment.name, offset: scan.end, index: lastIndex + 1 },
+              `the file is ${scan.fileSize} bytes but was preallocated to ${preallocated}: it was cut short, and records at its end may be lost`,
+            );
+          }
+          if (scan.stop !== 'eof') tornTail = this.judgeTail(segment, fd, scan.end, scan.stop, scan.fileSize, lastIndex + 1);
         }
         last = { segment, end: scan.end, sealed };
       } finally {
@@ -305,6 +342,8 @@ export class Wal {
 
     this.segments = segments;
     this.lastIndex = lastIndex;
+    const report = { segments: this.segments.length, records, bytes, ...(tornTail ? { tornTail } : {}), leftovers };
+    if (readOnly) return report;
     if (!last) {
       this.startSegment(0, 1, undefined);
     } else {
@@ -315,10 +354,11 @@ export class Wal {
       if (last.sealed) this.rollover();
     }
     this.prepareNext();
-    return { segments: this.segments.length, records, bytes, ...(tornTail ? { tornTail } : {}), removed };
+    return report;
   }
 
-  private checkHeader(segment: SegmentFile, payload: Uint8Array, offset: number): void {
+  /** Checks a segment's header against the log's owner and the file name; returns the preallocated size. */
+  private checkHeader(segment: SegmentFile, payload: Uint8Array, offset: number): number {
     const loc = { file: segment.name, offset };
     if (payload[0] !== RECORD_HEADER) throw new WalCorruptionError(loc, 'the segment does not start with a header');
     const h = decodePayload(payload);
@@ -326,15 +366,17 @@ export class Wal {
     if (h.version !== WAL_VERSION) {
       throw new WalIdentityError(segment.name, `format version ${h.version}, this build reads version ${WAL_VERSION}`);
     }
-    if (h.clusterId !== this.options.clusterId) {
-      throw new WalIdentityError(segment.name, `it belongs to cluster "${h.clusterId}", not "${this.options.clusterId}"`);
+    this.owner ??= { clusterId: h.clusterId, memberId: h.memberId };
+    if (h.clusterId !== this.owner.clusterId) {
+      throw new WalIdentityError(segment.name, `it belongs to cluster "${h.clusterId}", not "${this.owner.clusterId}"`);
     }
-    if (h.memberId !== this.options.memberId) {
-      throw new WalIdentityError(segment.name, `it belongs to member ${h.memberId}, not ${this.options.memberId}`);
+    if (h.memberId !== this.owner.memberId) {
+      throw new WalIdentityError(segment.name, `it belongs to member ${h.memberId}, not ${this.owner.memberId}`);
     }
     if (h.seq !== segment.seq || h.firstIndex !== segment.firstIndex) {
       throw new WalCorruptionError(loc, `the header says segment ${h.seq} from index ${h.firstIndex}, the name disagrees`);
     }
+    return h.segmentBytes;
   }
 
   /**
@@ -361,8 +403,8 @@ export class Wal {
     if (stop === 'checksum' && !isTornFrame(this.fs, fd, end, fileSize)) {
       throw new WalCorruptionError(at, 'checksum mismatch in a record that was written whole');
     }
-    if (stop === 'length') {
-      throw new WalCorruptionError(at, 'impossible record length');
+    if (stop === 'length' || stop === 'padding') {
+      throw new WalCorruptionError(at, describeStop(stop));
     }
     const dirty = dirtyEnd(this.fs, fd, end, fileSize);
     return dirty > end ? { file: segment.name, offset: end, bytes: dirty - end } : undefined;
@@ -399,7 +441,8 @@ export class Wal {
     this.fs.syncDir(this.dir);
     this.segments.push({ seq, firstIndex, name });
     const enc = new RecordEncoder();
-    enc.header({ clusterId: this.options.clusterId, memberId: this.options.memberId, seq, firstIndex });
+    const owner = this.owner!;
+    enc.header({ clusterId: owner.clusterId, memberId: owner.memberId, seq, firstIndex, segmentBytes: this.segmentBytes });
     if (this.hardState) enc.hardState(this.hardState);
     // A copy for replay's sake: it changes nothing in the log.
     if (this.marker) enc.snapshot({ ...this.marker, reset: false });
@@ -453,6 +496,10 @@ export class Wal {
    * stopped it). Batches complete in the order they were appended.
    */
   append(batch: WalBatch, done: AppendCallback): void {
+    if (this.readOnly) {
+      done(new WalClosedError('opened read-only'), []);
+      return;
+    }
     if (this.closed || this.failure) {
       const err = this.failure ?? new WalClosedError('closed');
       done(err instanceof WalWriteError ? new WalClosedError(err.message) : err, []);
@@ -626,10 +673,13 @@ export class Wal {
     for (const item of waiting) item.done(new WalClosedError('closed'), []);
     for (const fd of this.readers.values()) this.fs.close(fd);
     this.readers.clear();
-    try {
-      this.fs.close(this.current.fd);
-    } catch {
-      // already closed by a failure
+    // Read-only logs never open a segment for writing.
+    if (this.current !== undefined) {
+      try {
+        this.fs.close(this.current.fd);
+      } catch {
+        // already closed by a failure
+      }
     }
     if (this.preparing) this.preparing.abandoned = true;
   }
@@ -645,6 +695,8 @@ function describeStop(stop: string): string {
       return 'checksum mismatch';
     case 'length':
       return 'impossible record length';
+    case 'padding':
+      return "non-zero bytes in a record's padding";
     default:
       return stop;
   }
