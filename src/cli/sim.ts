@@ -30,6 +30,7 @@ export const SIM_FLAGS: Record<string, FlagSpec> = {
   clients: { kind: 'integer', help: 'concurrent clients (default: the seed picks)' },
   keys: { kind: 'integer', help: 'keys the clients use (default: the seed picks)' },
   reads: { kind: 'string', help: 'read mode: safe (ReadIndex) or lease (default: the seed picks)' },
+  storage: { kind: 'string', help: 'wal (the production write-ahead log over a crashable in-memory disk) or memory', default: 'wal' },
   'no-swarm': { kind: 'boolean', help: 'every allowed kind of fault in every seed (default: each seed turns on a random subset)' },
   trace: { kind: 'boolean', help: 'print every event (one seed only)' },
   quiet: { kind: 'boolean', help: 'print only failures and the final line' },
@@ -74,6 +75,10 @@ export async function simCommand(argv: readonly string[]): Promise<number> {
   if (reads !== undefined && reads !== 'safe' && reads !== 'lease') {
     throw new UsageError(`sim: --reads must be safe or lease, got "${reads}"`);
   }
+  const storage = f.storage as string | undefined;
+  if (storage !== undefined && storage !== 'wal' && storage !== 'memory') {
+    throw new UsageError(`sim: --storage must be wal or memory, got "${storage}"`);
+  }
   for (const k of ['clients', 'keys', 'workers'] as const) {
     const v = f[k] as number | undefined;
     if (v !== undefined && v < 1) throw new UsageError(`sim: --${k} must be at least 1, got ${v}`);
@@ -87,6 +92,7 @@ export async function simCommand(argv: readonly string[]): Promise<number> {
     ...(f.keys !== undefined ? { keys: f.keys as number } : {}),
     ...(reads !== undefined ? { readOnly: reads === 'lease' ? 'leaseBased' : 'safe' } : {}),
     ...(f['no-swarm'] === true ? { swarm: false } : {}),
+    ...(storage !== undefined ? { storage: storage as 'wal' | 'memory' } : {}),
   };
   if (f.seeds !== undefined) {
     if (f.seed !== undefined) throw new UsageError('sim: give --seed or --seeds, not both');
@@ -130,6 +136,7 @@ export function reproduce(o: SimOptions): string {
   if (o.keys !== undefined) parts.push(`--keys ${o.keys}`);
   if (o.readOnly !== undefined) parts.push(`--reads ${o.readOnly === 'leaseBased' ? 'lease' : 'safe'}`);
   if (o.swarm === false) parts.push('--no-swarm');
+  if (o.storage === 'memory') parts.push('--storage memory');
   return parts.join(' ');
 }
 

@@ -41,7 +41,13 @@ export type Property =
   /** After faults heal, a leader is elected and every operation completes. */
   | 'liveness'
   /** The Raft core detected a broken invariant of its own and stopped. */
-  | 'core-invariant';
+  | 'core-invariant'
+  /**
+   * The storage failed: a write refused, or a recovery that refused a disk
+   * a crash left (a crash only loses unsynced writes or tears the last one,
+   * which recovery must accept), or found its own bookkeeping broken.
+   */
+  | 'storage';
 
 export class SafetyViolation extends Error {
   readonly code = 'SAFETY_VIOLATION';

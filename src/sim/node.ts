@@ -2,13 +2,31 @@
 // with the key-value state machine on top. A crash loses everything but the
 // disk, and the disk holds only what finished being written: a write in
 // flight is lost, or (torn) only a prefix of it survives.
+//
+// The disk is, by default, the production storage (DiskStorage: the
+// write-ahead log, snapshot files, recovery) over the in-memory file system
+// that keeps only what was fsynced across a crash and can tear the last
+// write at a sector boundary: so the Raft invariants are checked with the
+// real storage code underneath, and every restart is a real recovery. The
+// 'memory' mode keeps the log in a MemoryStorage instead (faster; what a
+// browser without the native checksum runs).
 
 import { decodeConfChange } from '../raft/confchange.js';
 import { ProposalDroppedError } from '../raft/errors.js';
 import type { ReadOnlyOption } from '../raft/readOnly.js';
 import { type Ready, RawNode, bootstrapState } from '../raft/rawNode.js';
-import { MemoryStorage } from '../raft/storage.js';
-import { type ConfState, type Entry, type Message, type NodeId, type Snapshot, EMPTY_CONF_STATE } from '../raft/types.js';
+import { type InitialState, MemoryStorage, type Storage } from '../raft/storage.js';
+import {
+  type ConfState,
+  type Entry,
+  type Message,
+  type NodeId,
+  type Snapshot,
+  EMPTY_CONF_STATE,
+  hardStateEqual,
+} from '../raft/types.js';
+import { DiskStorage } from '../storage/diskStorage.js';
+import { MemoryFileSystem } from '../storage/memoryFs.js';
 import { type ApplyResult, KvStateMachine, decodeEntry, encodeEntry } from './kv.js';
 import type { KvInput, KvOutput } from './linearizability.js';
 import type { Random } from './random.js';
@@ -60,6 +78,22 @@ export interface NodeHost {
   onReadIndex(node: SimNode, context: string, index: number, committedOnArrival: number): void;
   /** The highest index known committed anywhere in the cluster. */
   committedIndex(): number;
+  /** Completes a disk operation of `node` later (after the disk's latency), or now. */
+  scheduleDisk(node: SimNode, complete: () => void): void;
+}
+
+/** Where a node keeps its durable state. */
+export type StorageParams =
+  | { readonly mode: 'memory' }
+  /** DiskStorage over a crashable in-memory disk; small segments and caches exercise rollover, release and reads from disk. */
+  | { readonly mode: 'wal'; readonly segmentBytes: number; readonly cacheBytes: number };
+
+/** What the node and the checker use of either kind of storage. */
+export interface NodeStorage extends Storage {
+  snapshotIndex(): number;
+  latestSnapshot(): Snapshot;
+  createSnapshot(i: number, confState: ConfState, data: Uint8Array): Snapshot;
+  compact(compactIndex: number): void;
 }
 
 export interface NodeParams {
@@ -73,30 +107,53 @@ export interface NodeParams {
   readonly sessionTtlUs: number;
   readonly maxSizePerMsg: number;
   readonly maxInflightMsgs: number;
+  readonly storage: StorageParams;
 }
 
 const textEncoder = new TextEncoder();
 const textDecoder = new TextDecoder();
 
 /**
- * The simulated disk. When the leader needs a snapshot for a follower it
- * asks storage for one; like etcd, the node answers with a snapshot of its
- * current applied state when the stored one is older: a snapshot taken
- * before a member was added would not include it, and that member could
- * never use it.
+ * The core's view of the node's storage. When the leader needs a snapshot
+ * for a follower it asks storage for one; like etcd, the node answers with a
+ * snapshot of its current applied state when the stored one is older: a
+ * snapshot taken before a member was added would not include it, and that
+ * member could never use it.
  */
-class SimStorage extends MemoryStorage {
-  onSnapshotRequest: (() => void) | undefined;
-
-  override snapshot(): Snapshot {
-    this.onSnapshotRequest?.();
-    return super.snapshot();
+class CoreStorageView implements Storage {
+  constructor(
+    private readonly node: SimNode,
+    private readonly onSnapshotRequest: () => void,
+  ) {}
+  initialState(): InitialState {
+    return this.node.storage.initialState();
+  }
+  entries(lo: number, hi: number, maxBytes: number): Entry[] {
+    return this.node.storage.entries(lo, hi, maxBytes);
+  }
+  term(i: number): number {
+    return this.node.storage.term(i);
+  }
+  firstIndex(): number {
+    return this.node.storage.firstIndex();
+  }
+  lastIndex(): number {
+    return this.node.storage.lastIndex();
+  }
+  snapshot(): Snapshot {
+    this.onSnapshotRequest();
+    return this.node.storage.snapshot();
   }
 }
 
 export class SimNode {
-  /** The disk: survives crashes. */
-  readonly storage = new SimStorage();
+  /** The durable state: survives crashes (in 'wal' mode, replaced by what recovery finds on the disk). */
+  storage: NodeStorage;
+  /** The disk under the storage, in 'wal' mode. */
+  readonly disk: MemoryFileSystem | undefined;
+  /** Complete disk operations at once (while the member is being created), instead of after the disk's latency. */
+  private diskImmediate = false;
+  private readonly coreStorage: CoreStorageView;
   raw: RawNode | undefined;
   sm: KvStateMachine;
   /** The configuration as of appliedIndex. */
@@ -125,9 +182,32 @@ export class SimNode {
     private readonly host: NodeHost,
   ) {
     this.sm = new KvStateMachine(params.sessionTtlUs);
-    this.storage.onSnapshotRequest = () => {
+    this.coreStorage = new CoreStorageView(this, () => {
       if (this.up && this.raw && !this.raw.readyInFlight) this.takeSnapshot(false);
-    };
+    });
+    if (params.storage.mode === 'wal') {
+      this.disk = new MemoryFileSystem({
+        defer: (complete) => (this.diskImmediate ? complete() : this.host.scheduleDisk(this, complete)),
+      });
+      this.storage = this.openDisk();
+    } else {
+      this.disk = undefined;
+      this.storage = new MemoryStorage();
+    }
+  }
+
+  /** Opens (recovers) the storage on this node's disk. A StorageError here is a storage bug the run reports. */
+  private openDisk(): DiskStorage {
+    const p = this.params.storage;
+    if (p.mode !== 'wal') throw new Error('openDisk in memory mode');
+    return DiskStorage.open({
+      fs: this.disk!,
+      dir: '/data',
+      clusterId: 'sim',
+      memberId: this.id,
+      segmentBytes: p.segmentBytes,
+      cacheBytes: p.cacheBytes,
+    });
   }
 
   /** Starts (or restarts) the node from what its disk holds. */
@@ -136,15 +216,26 @@ export class SimNode {
     if (initialVoters && this.storage.lastIndex() === 0) {
       // Creating the member writes its initial state before it runs at all.
       const { entries, hardState } = bootstrapState(initialVoters);
-      this.storage.append(entries);
-      this.storage.setHardState(hardState);
+      if (this.storage instanceof MemoryStorage) {
+        this.storage.append(entries);
+        this.storage.setHardState(hardState);
+      } else {
+        let done = false;
+        this.diskImmediate = true;
+        (this.storage as DiskStorage).save({ entries, hardState }, (err) => {
+          if (err) throw err;
+          done = true;
+        });
+        this.diskImmediate = false;
+        if (!done) throw new Error(`node ${this.id}: the bootstrap write did not complete`);
+      }
     }
     const snap = this.storage.latestSnapshot();
     this.raw = new RawNode({
       id: this.id,
       electionTick: this.params.electionTick,
       heartbeatTick: this.params.heartbeatTick,
-      storage: this.storage,
+      storage: this.coreStorage,
       random: this.rng.fork(`raft:${this.incarnation}`),
       // The state machine comes back from the snapshot: apply from there.
       applied: snap.metadata.index,
@@ -162,17 +253,33 @@ export class SimNode {
   }
 
   /**
-   * Crashes the node. A write in flight keeps only its first `keepRecords`
-   * records (snapshot, then entries, then hard state), 0 by default.
+   * Crashes the node: the disk keeps what was synced and, if `torn`, part of
+   * what was not (the last write cut short). Returns how many records of the
+   * write in flight survived (snapshot, then entries, then hard state).
    */
-  crash(keepRecords = 0): void {
-    if (this.persisting && keepRecords > 0) this.write(this.persisting, keepRecords);
+  crash(torn: boolean, rng: Random): number {
+    const rd = this.persisting;
+    let kept = 0;
+    if (this.disk) {
+      this.disk.crash(torn ? { unsynced: 'torn', random: () => rng.float() } : { unsynced: 'none' });
+      // Recovery happens here rather than at the restart: nothing touches
+      // the disk in between, and the checker learns now what survived.
+      this.storage = this.openDisk();
+      if (rd) {
+        kept = recordsKept(rd, this.storage as DiskStorage);
+        if (kept > 0) this.host.onPersisted(this, rd, kept);
+      }
+    } else if (rd && torn) {
+      kept = rng.int(SimNode.recordCount(rd) + 1);
+      if (kept > 0) this.write(rd, kept);
+    }
     this.raw = undefined;
     this.persisting = undefined;
     this.up = false;
     this.pendingWrites.clear();
     this.pendingReads.clear();
     this.confirmedReads = [];
+    return kept;
   }
 
   /** Records a Ready writes: the snapshot, each entry, the hard state. */
@@ -196,17 +303,37 @@ export class SimNode {
     return raw.ready();
   }
 
-  /** Writes the first `records` records of a Ready to disk. */
-  write(rd: Ready, records = SimNode.recordCount(rd)): void {
+  /**
+   * Persists a Ready; `done` runs once it is durable: at once for a
+   * MemoryStorage, after the disk's fdatasync for the write-ahead log.
+   */
+  persist(rd: Ready, done: () => void): void {
+    if (this.storage instanceof MemoryStorage) {
+      this.host.scheduleDisk(this, () => {
+        this.write(rd);
+        done();
+      });
+      return;
+    }
+    (this.storage as DiskStorage).save({ entries: rd.entries, hardState: rd.hardState, snapshot: rd.snapshot }, (err) => {
+      if (err) throw err;
+      this.host.onPersisted(this, rd, SimNode.recordCount(rd));
+      done();
+    });
+  }
+
+  /** Writes the first `records` records of a Ready into a MemoryStorage. */
+  private write(rd: Ready, records = SimNode.recordCount(rd)): void {
+    const storage = this.storage as MemoryStorage;
     let left = records;
     if (rd.snapshot && left > 0) {
-      this.storage.applySnapshot(rd.snapshot);
+      storage.applySnapshot(rd.snapshot);
       left--;
     }
     const entries = left >= rd.entries.length ? rd.entries : rd.entries.slice(0, left);
-    this.storage.append(entries);
+    storage.append(entries);
     left -= entries.length;
-    if (rd.hardState && left > 0) this.storage.setHardState(rd.hardState);
+    if (rd.hardState && left > 0) storage.setHardState(rd.hardState);
     this.host.onPersisted(this, rd, records);
   }
 
@@ -336,4 +463,25 @@ export class SimNode {
       });
     }
   }
+}
+
+/**
+ * How many records of `rd` (snapshot, entries, hard state, the order the
+ * log writes them in) recovery found on the disk: what a crash during its
+ * write kept.
+ */
+function recordsKept(rd: Ready, s: DiskStorage): number {
+  let n = 0;
+  if (rd.snapshot) {
+    if (s.snapshotIndex() < rd.snapshot.metadata.index) return 0;
+    n++;
+  }
+  for (const e of rd.entries) {
+    // Below the first index: covered by a snapshot, so it was applied, hence written.
+    const there = e.index < s.firstIndex() || (e.index <= s.lastIndex() && s.term(e.index) === e.term);
+    if (!there) return n;
+    n++;
+  }
+  if (rd.hardState && hardStateEqual(s.initialState().hardState, rd.hardState)) n++;
+  return n;
 }

@@ -4,6 +4,7 @@
 // run exactly and a sweep of seeds explores many kinds of weather.
 
 import type { ReadOnlyOption } from '../raft/readOnly.js';
+import type { StorageParams } from './node.js';
 import { Random } from './random.js';
 import type { TraceRecord } from './trace.js';
 
@@ -63,6 +64,13 @@ export interface SimOptions {
   readonly onTrace?: (record: TraceRecord) => void;
   /** Record the client history and check linearizability at the end. Default true. */
   readonly checkLinearizability?: boolean;
+  /**
+   * Where nodes keep their durable state: 'wal' (the default), the
+   * production write-ahead log and snapshot files over a crashable in-memory
+   * disk; or 'memory', a MemoryStorage (faster, and what runs where the
+   * native checksum is not available).
+   */
+  readonly storage?: 'wal' | 'memory';
 }
 
 export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {
@@ -155,6 +163,7 @@ export interface Swarm {
   readonly maxInflightMsgs: number;
   /** Log time after which an idle client session expires. */
   readonly sessionTtlUs: number;
+  readonly storage: StorageParams;
 }
 
 /**
@@ -233,6 +242,12 @@ export function pickSwarm(o: SimOptions): Swarm {
     maxSizePerMsg: r('msgSize').pick([1, 256, 4096, 65536]),
     maxInflightMsgs: r('inflight').pick([1, 2, 8, 64]),
     sessionTtlUs: 1000 * electionTicks * tick,
+    // Small segments and caches, so that rollover, release after compaction
+    // and reads from disk happen in every run.
+    storage:
+      (o.storage ?? 'wal') === 'wal'
+        ? { mode: 'wal', segmentBytes: r('segment').pick([2048, 8192, 65536]), cacheBytes: r('cache').pick([512, 8192, 1 << 20]) }
+        : { mode: 'memory' },
   };
 }
 
@@ -248,5 +263,6 @@ export function describeSwarm(s: Swarm): string {
     `snapshot every ${s.snapshotInterval || '-'} (margin ${s.compactionMargin})`,
     `clients=${s.clients} keys=${s.keys} reads=${s.readOnly} heal@${s.healAtTick}`,
     `raft: preVote=${s.preVote} checkQuorum=${s.checkQuorum} msg≤${s.maxSizePerMsg}B inflight≤${s.maxInflightMsgs}`,
+    s.storage.mode === 'wal' ? `storage=wal (segments ${s.storage.segmentBytes}B, cache ${s.storage.cacheBytes}B)` : 'storage=memory',
   ].join('; ');
 }

@@ -11,6 +11,7 @@
 // visualiser runs the same simulator in a browser.
 
 import { RaftError } from '../raft/errors.js';
+import { StorageError } from '../storage/errors.js';
 import type { Ready } from '../raft/rawNode.js';
 import type { ConfChange, ConfChangeSingle, Entry, Message, NodeId, SoftState } from '../raft/types.js';
 import { describeConfChange } from '../raft/confchange.js';
@@ -28,7 +29,8 @@ import { type ClientHost, type ClientOp, CLIENT_ID_BASE, SimClient } from './wor
 type SimEvent =
   | { readonly kind: 'tick'; readonly node: SimNode }
   | { readonly kind: 'deliver'; readonly msg: Message }
-  | { readonly kind: 'persisted'; readonly node: SimNode; readonly incarnation: number; readonly rd: Ready }
+  /** A disk operation of `node` completes (a write's fdatasync, a segment's preallocation). */
+  | { readonly kind: 'disk'; readonly node: SimNode; readonly incarnation: number; readonly complete: () => void }
   | { readonly kind: 'snapshotReport'; readonly node: SimNode; readonly incarnation: number; readonly to: NodeId; readonly ok: boolean }
   | { readonly kind: 'clientRequest'; readonly to: NodeId; readonly req: ClientRequest }
   | { readonly kind: 'clientReply'; readonly client: SimClient; readonly reply: ClientReply }
@@ -161,6 +163,7 @@ export class Simulator implements NodeHost, ClientHost {
       sessionTtlUs: s.sessionTtlUs,
       maxSizePerMsg: s.maxSizePerMsg,
       maxInflightMsgs: s.maxInflightMsgs,
+      storage: s.storage,
     };
     this.nodeIdList = [];
     for (let id = 1; id <= s.nodes; id++) {
@@ -258,6 +261,9 @@ export class Simulator implements NodeHost, ClientHost {
     } else if (e instanceof RaftError) {
       property = 'core-invariant';
       detail = `${e.code}: ${e.message}`;
+    } else if (e instanceof StorageError) {
+      property = 'storage';
+      detail = `${e.code}: ${e.message}`;
     } else {
       property = 'simulator-error';
       detail = e instanceof Error ? (e.stack ?? e.message) : String(e);
@@ -281,14 +287,11 @@ export class Simulator implements NodeHost, ClientHost {
       case 'deliver':
         this.deliver(ev.msg);
         return;
-      case 'persisted': {
-        const node = ev.node;
-        if (!node.up || node.incarnation !== ev.incarnation || node.persisting !== ev.rd) return;
-        node.persisting = undefined;
-        this.completeReady(node, ev.rd);
-        this.process(node);
+      case 'disk':
+        // A disk operation of an earlier life never completes: the crash lost it.
+        if (!ev.node.up || ev.node.incarnation !== ev.incarnation) return;
+        ev.complete();
         return;
-      }
       case 'snapshotReport': {
         const node = ev.node;
         if (!node.up || node.incarnation !== ev.incarnation) return;
@@ -366,12 +369,22 @@ export class Simulator implements NodeHost, ClientHost {
       if (!rd) break;
       if (rd.softState) this.observeRole(node, rd.softState);
       for (const m of rd.messages) this.send(m);
-      if (SimNode.needsDisk(rd) && this.swarm.diskMaxUs > 0) {
-        // The write takes time; the node keeps stepping messages meanwhile.
+      if (SimNode.needsDisk(rd)) {
         node.persisting = rd;
-        const latency = this.swarm.diskMinUs + this.diskRng.int(this.swarm.diskMaxUs - this.swarm.diskMinUs + 1);
-        this.queue.push(this.now + latency, { kind: 'persisted', node, incarnation: node.incarnation, rd });
-        break;
+        let completedNow = false;
+        let inProcess = true;
+        node.persist(rd, () => {
+          node.persisting = undefined;
+          if (inProcess) {
+            completedNow = true;
+            return;
+          }
+          // The write took time, during which the node kept stepping messages.
+          this.completeReady(node, rd);
+          this.process(node);
+        });
+        inProcess = false;
+        if (!completedNow) break;
       }
       this.completeReady(node, rd);
     }
@@ -400,7 +413,6 @@ export class Simulator implements NodeHost, ClientHost {
       ];
       this.trace.record(this.now, 'persist', node.id, undefined, what.filter(Boolean).join(' '));
     }
-    node.write(rd);
     node.finish(rd);
   }
 
@@ -488,6 +500,16 @@ export class Simulator implements NodeHost, ClientHost {
 
   onPersisted(node: SimNode, rd: Ready, records: number): void {
     this.checker.onPersisted(node, rd, records);
+  }
+
+  scheduleDisk(node: SimNode, complete: () => void): void {
+    const { diskMinUs, diskMaxUs } = this.swarm;
+    if (diskMaxUs === 0) {
+      complete();
+      return;
+    }
+    const latency = diskMinUs + this.diskRng.int(diskMaxUs - diskMinUs + 1);
+    this.queue.push(this.now + latency, { kind: 'disk', node, incarnation: node.incarnation, complete });
   }
 
   onApplied(node: SimNode, e: Entry, command: AppliedCommand): void {
@@ -712,10 +734,10 @@ export class Simulator implements NodeHost, ClientHost {
   crash(id: NodeId): void {
     const node = this.nodes.get(id)!;
     if (!node.up) return;
+    const inFlight = node.persisting !== undefined;
     // A torn write keeps a random prefix of the write in flight.
-    const keep = this.swarm.tornWrites && node.persisting ? this.nemesisRng.int(SimNode.recordCount(node.persisting) + 1) : 0;
-    this.trace.record(this.now, 'crash', id, undefined, node.persisting ? `write in flight, kept ${keep} records` : '');
-    node.crash(keep);
+    const kept = node.crash(this.swarm.tornWrites, this.nemesisRng);
+    this.trace.record(this.now, 'crash', id, undefined, inFlight ? `write in flight, kept ${kept} records` : '');
   }
 
   restart(id: NodeId): void {

@@ -38,7 +38,7 @@ import { type FileSystem, joinPath } from './fs.js';
 import { LogIndex } from './logIndex.js';
 import { RECORD_ENTRY, type SnapshotMarker, decodePayload } from './record.js';
 import { DEFAULT_SNAPSHOTS_KEPT, type SnapshotFile, SnapshotStore } from './snapshot.js';
-import { type Position, type RecoveryReport, Wal } from './wal.js';
+import { type Position, type RecoveryReport, Wal, positionSeq } from './wal.js';
 
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
 
@@ -90,6 +90,8 @@ export class DiskStorage implements Storage {
   /** The newest snapshot marker known durable in the log, and how far the log may be released. */
   private durableMarkerIndex = 0;
   private releaseWanted = 0;
+  /** The durable marker old snapshot files were last pruned for: pruning again changes nothing. */
+  private prunedFor = -1;
   readonly recovery: StorageRecovery;
   /** During recovery: the index before the first retained entry, while its term is unknown. */
   private gapBase: number | undefined;
@@ -483,8 +485,17 @@ export class DiskStorage implements Storage {
   /** Deletes what the newest durable snapshot marker made unnecessary: old segments and snapshots. */
   private releaseSegments(): void {
     const upTo = Math.min(this.releaseWanted, this.durableMarkerIndex);
-    if (upTo > 0) this.wal.release(upTo);
-    this.snaps.prune(this.durableMarkerIndex);
+    if (upTo > 0) {
+      // Reading the oldest live entry back starts from a known position at or
+      // before it (logIndex.ts), possibly in a segment of compacted entries:
+      // that segment must stay. Any later read starts at or after it.
+      const keepFrom = this.index.last >= this.index.first ? positionSeq(this.index.seek(this.index.first).position) : Infinity;
+      this.wal.release(upTo, keepFrom);
+    }
+    if (this.prunedFor !== this.durableMarkerIndex) {
+      this.snaps.prune(this.durableMarkerIndex);
+      this.prunedFor = this.durableMarkerIndex;
+    }
   }
 
   private checkWritable(): void {

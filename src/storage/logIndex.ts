@@ -112,6 +112,13 @@ export class LogIndex {
   compact(index: number): void {
     if (index < this.first) return;
     if (index > this.last) throw new StorageInvariantError(`log index: compact ${index} beyond last ${this.last}`);
+    if (index === this.last) {
+      // Nothing left: forget every position too. The segments holding them
+      // may now be released, so the next entry must start a new extent
+      // rather than be sought from a position before it.
+      this.reset(index, this.term(index));
+      return;
+    }
     this.first = index + 1;
     let runs = 0;
     while (runs + 1 < this.runStarts.length && this.runStarts[runs + 1]! <= index) runs++;

@@ -114,6 +114,8 @@ export class MemoryFileSystem implements FileSystem {
   private nextHandle = 3;
   private queued: (() => void)[] = [];
   private readonly defer: (complete: () => void) => void;
+  /** The `defer` option given, which a crash image inherits (without one, each disk queues its own completions). */
+  private readonly givenDefer: ((complete: () => void) => void) | undefined;
   /** Writes, truncations and syncs so far: the points a crash can fall between. */
   operations = 0;
   /** Bytes written and syncs, for tests and benchmarks. */
@@ -127,6 +129,7 @@ export class MemoryFileSystem implements FileSystem {
   private epoch = 0;
 
   constructor(options: MemoryFsOptions = {}) {
+    this.givenDefer = options.defer;
     this.defer = options.defer ?? ((complete) => this.queued.push(complete));
   }
 
@@ -304,7 +307,7 @@ export class MemoryFileSystem implements FileSystem {
    * prefix of the unsynced writes, the last one cut at a sector boundary.
    */
   crashImage(options: CrashOptions = { unsynced: 'none' }): MemoryFileSystem {
-    const image = new MemoryFileSystem({ defer: this.defer });
+    const image = new MemoryFileSystem(this.givenDefer ? { defer: this.givenDefer } : {});
     image.dirs = new Set(this.dirs);
     const copies = new Map<Inode, Inode>();
     for (const [name, inode] of this.durableNames) {

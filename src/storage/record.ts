@@ -91,8 +91,14 @@ const ENTRY_TYPES: readonly EntryType[] = ['normal', 'confChange'];
  * every batch: the buffer grows to the largest batch and stays.
  */
 export class RecordEncoder {
-  private buf = new Uint8Array(64 * 1024);
-  private view = new DataView(this.buf.buffer);
+  private buf: Uint8Array;
+  private view: DataView;
+
+  /** `initialBytes`: the batch encoder starts big; one for a segment's few header records, small. */
+  constructor(initialBytes = 64 * 1024) {
+    this.buf = new Uint8Array(initialBytes);
+    this.view = new DataView(this.buf.buffer);
+  }
   /** Bytes encoded since the last reset(). */
   length = 0;
 

@@ -40,11 +40,10 @@ import {
 } from './record.js';
 import {
   type SegmentFile,
-  dirtyEnd,
-  findLaterFrame,
   isTornFrame,
   listSegments,
   scanOpen,
+  scanTail,
   segmentFileName,
 } from './segment.js';
 
@@ -346,12 +345,15 @@ export class Wal {
     if (readOnly) return report;
     if (!last) {
       this.startSegment(0, 1, undefined);
+    } else if (last.sealed) {
+      // A crash came after the seal but before the next segment was durable
+      // (recovery removed what there was of it): start that segment now.
+      this.startSegment(last.segment.seq + 1, lastIndex + 1, undefined);
     } else {
       const seg = last.segment;
       if (tornTail) this.zeroTail(seg, last.end, tornTail.offset + tornTail.bytes);
       const fd = fs.open(this.path(seg.name), true);
       this.current = { seq: seg.seq, firstIndex: seg.firstIndex, path: this.path(seg.name), fd, offset: last.end, dataStart: last.end };
-      if (last.sealed) this.rollover();
     }
     this.prepareNext();
     return report;
@@ -393,7 +395,7 @@ export class Wal {
     index: number,
   ): RecoveryReport['tornTail'] {
     const at = { file: segment.name, offset: end, index };
-    const later = findLaterFrame(this.fs, fd, end, fileSize);
+    const { later, dirtyEnd } = scanTail(this.fs, fd, end, fileSize);
     if (later !== undefined) {
       throw new WalCorruptionError(
         at,
@@ -406,8 +408,7 @@ export class Wal {
     if (stop === 'length' || stop === 'padding') {
       throw new WalCorruptionError(at, describeStop(stop));
     }
-    const dirty = dirtyEnd(this.fs, fd, end, fileSize);
-    return dirty > end ? { file: segment.name, offset: end, bytes: dirty - end } : undefined;
+    return dirtyEnd > end ? { file: segment.name, offset: end, bytes: dirtyEnd - end } : undefined;
   }
 
   /** Zeros a torn tail, so a later crash cannot make its leftovers look like records. */
@@ -440,7 +441,7 @@ export class Wal {
     }
     this.fs.syncDir(this.dir);
     this.segments.push({ seq, firstIndex, name });
-    const enc = new RecordEncoder();
+    const enc = new RecordEncoder(512);
     const owner = this.owner!;
     enc.header({ clusterId: owner.clusterId, memberId: owner.memberId, seq, firstIndex, segmentBytes: this.segmentBytes });
     if (this.hardState) enc.hardState(this.hardState);
@@ -454,7 +455,7 @@ export class Wal {
   /** Seals the current segment durably and moves to the next. */
   private rollover(): void {
     const old = this.current;
-    const enc = new RecordEncoder();
+    const enc = new RecordEncoder(64);
     enc.seal(old.seq + 1);
     this.fs.write(old.fd, enc.bytes(), old.offset);
     this.fs.fsync(old.fd);
@@ -639,13 +640,14 @@ export class Wal {
 
   /**
    * Deletes the segments whose entries all lie at or below `index` (already
-   * covered by a snapshot). The current segment is never deleted.
+   * covered by a snapshot), up to but excluding segment `keepFromSeq`. The
+   * current segment is never deleted.
    */
-  release(index: number): string[] {
+  release(index: number, keepFromSeq = Infinity): string[] {
     const removed: string[] = [];
     while (this.segments.length > 1 && this.segments[1]!.firstIndex - 1 <= index) {
       const s = this.segments[0]!;
-      if (s.seq === this.current.seq) break;
+      if (s.seq === this.current.seq || s.seq >= keepFromSeq) break;
       const fd = this.readers.get(s.seq);
       if (fd !== undefined) {
         this.fs.close(fd);

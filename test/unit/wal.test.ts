@@ -142,6 +142,38 @@ describe('DiskStorage', () => {
     assert.equal(r.entries(251, 252, Infinity)[0]!.index, 251);
   });
 
+  it('keeps every live entry readable from disk after compaction releases segments, wherever the compaction falls', () => {
+    // Reading an entry back starts at a known position at or before it (a
+    // sparse index): the segment holding that position must not be
+    // released, even when all its own entries are compacted.
+    for (let c = 60; c <= 340; c += 7) {
+      const fs = new MemoryFileSystem();
+      const s = open(fs, { cacheBytes: 256, segmentBytes: 2048 });
+      for (let i = 1; i <= 400; i += 10) save(fs, s, { entries: ents(i, i + 9, 1), hardState: { term: 1, vote: 1, commit: i + 9 } });
+      s.createSnapshot(c, EMPTY_CONF_STATE, new Uint8Array([1]));
+      s.compact(c);
+      fs.runPending();
+      assert.equal(s.firstIndex(), c + 1);
+      assert.deepEqual(all(s), ents(c + 1, 400, 1).map(text), `compacted to ${c}`);
+      assert.ok(s.segmentFiles().length < 15, `compacted to ${c}: old segments were released`);
+    }
+    // Compacted to the very last entry: the next entries must not be sought
+    // from a position in a released segment.
+    for (let last = 300; last <= 400; last += 10) {
+      const fs = new MemoryFileSystem();
+      const s = open(fs, { cacheBytes: 256, segmentBytes: 2048 });
+      for (let i = 1; i <= last; i += 10) save(fs, s, { entries: ents(i, i + 9, 1), hardState: { term: 1, vote: 1, commit: i + 9 } });
+      s.createSnapshot(last, EMPTY_CONF_STATE, new Uint8Array([1]));
+      s.compact(last);
+      fs.runPending();
+      for (let i = last + 1; i <= last + 200; i += 10) save(fs, s, { entries: ents(i, i + 9, 2) });
+      s.createSnapshot(last + 20, EMPTY_CONF_STATE, new Uint8Array([2]));
+      s.compact(last + 10);
+      fs.runPending();
+      assert.deepEqual(all(s), ents(last + 11, last + 200, 2).map(text), `compacted to the last entry, ${last}`);
+    }
+  });
+
   it('installs a snapshot from the leader, dropping a log that disagrees with it', () => {
     const fs = new MemoryFileSystem();
     const s = open(fs);
