@@ -2,7 +2,8 @@
 // Mutation tests: proof that the simulator's checks bite.
 //
 // Each test/mutants/NN-name.patch introduces one classic Raft bug into
-// src/raft. For each patch this script makes a temporary copy of the
+// src/raft (the core) or src/storage (the persistence every simulated member
+// runs on). For each patch this script makes a temporary copy of the
 // repository (the files `git ls-files -co --exclude-standard` lists, so
 // uncommitted work is included; node_modules is symlinked), applies the
 // patch there with `git apply`, builds it with the local tsc, and sweeps the
@@ -99,7 +100,10 @@ function repoFiles() {
   return r.stdout.split('\0').filter((f) => f !== '' && existsSync(join(ROOT, f)));
 }
 
-/** The files a patch touches (from its diff headers), to check it stays in src/raft. */
+/** The code the simulator proves, which a mutant may patch: the core and the storage. */
+const MUTABLE = ['src/raft/', 'src/storage/'];
+
+/** The files a patch touches (from its diff headers), to check it stays in MUTABLE. */
 function patchedPaths(text) {
   const paths = new Set();
   for (const line of text.split('\n')) {
@@ -245,9 +249,9 @@ try {
     const patchPath = join(MUTANT_DIR, patch);
     const text = readFileSync(patchPath, 'utf8');
     row.summary = patchSummary(text);
-    const outside = patchedPaths(text).filter((p) => !p.startsWith('src/raft/'));
+    const outside = patchedPaths(text).filter((p) => !MUTABLE.some((dir) => p.startsWith(dir)));
     if (outside.length > 0) {
-      done('invalid', `mutant ${patch} touches files outside src/raft: ${outside.join(', ')}`);
+      done('invalid', `mutant ${patch} touches files outside ${MUTABLE.join(' and ')}: ${outside.join(', ')}`);
       continue;
     }
     const dir = makeCopy(base, name, pristine);
