@@ -25,6 +25,17 @@ export type DropReason =
   /** The configuration change does not fit the current configuration (e.g. leaving a non-joint one). */
   | 'conf-change-invalid';
 
+/** Every DropReason, for carrying one in a message. */
+export const DROP_REASONS: readonly DropReason[] = [
+  'no-leader',
+  'transferring',
+  'removed',
+  'not-leader',
+  'uncommitted-limit',
+  'conf-change-pending',
+  'conf-change-invalid',
+];
+
 /**
  * A proposal, read or transfer request that the node refused. Nothing of it
  * entered the log; the caller may retry (with the same request id) elsewhere

@@ -8,6 +8,7 @@
 
 import { applyChange, decodeConfChange, leavesJoint, restoreConfState } from './confchange.js';
 import {
+  DROP_REASONS,
   type DropReason,
   InvalidConfChangeError,
   InvalidConfigError,
@@ -22,6 +23,7 @@ import type { Storage } from './storage.js';
 import {
   type ConfChange,
   type ConfState,
+  type DroppedProposal,
   type Entry,
   type EntryType,
   type HardState,
@@ -129,6 +131,8 @@ export class Raft {
   readOnly: ReadOnly;
   /** Reads confirmed, for the application to serve once applied >= index. */
   readStates: ReadState[] = [];
+  /** Proposals this node forwarded that were refused: their callers are told through the Ready. */
+  droppedProposals: DroppedProposal[] = [];
   /** Messages that may be sent before this node's pending writes are durable. */
   msgs: Message[] = [];
   /** Messages that may only be sent once this node's pending writes are durable. */
@@ -226,7 +230,7 @@ export class Raft {
     // Forwarded requests carry no term (the leader handles them whatever
     // term they were sent in); vote messages carry the term they ask about
     // (for PreVote, the future term); everything else our current term.
-    const isForward = fields.type === 'MsgProp' || fields.type === 'MsgReadIndex';
+    const isForward = fields.type === 'MsgProp' || fields.type === 'MsgReadIndex' || fields.type === 'MsgPropResp';
     const isVote =
       fields.type === 'MsgVote' ||
       fields.type === 'MsgPreVote' ||
@@ -699,6 +703,10 @@ export class Raft {
       this.handleVoteRequest(m);
       return;
     }
+    if (m.type === 'MsgPropResp') {
+      this.onForwardedProposalRefused(m);
+      return;
+    }
     switch (this.state) {
       case 'leader':
         this.stepLeader(m);
@@ -716,7 +724,7 @@ export class Raft {
   private stepLeader(m: Message): void {
     switch (m.type) {
       case 'MsgProp':
-        this.appendProposal(m.entries, false);
+        this.appendProposal(m.entries, m.from);
         return;
       case 'MsgReadIndex':
         this.handleReadIndex(m.context ?? EMPTY_DATA, m.from);
@@ -823,7 +831,7 @@ export class Raft {
     const myRespType: MessageType = this.state === 'preCandidate' ? 'MsgPreVoteResp' : 'MsgVoteResp';
     switch (m.type) {
       case 'MsgProp':
-        this.logger.debug('raft: no leader, dropping forwarded proposal', { id: this.id, term: this.term });
+        this.refuseForwarded(m.from, m.entries, 'no-leader', `node ${this.id} is ${this.state}`);
         return;
       case 'MsgApp':
         // A leader of our term exists: it won this election.
@@ -863,7 +871,7 @@ export class Raft {
       case 'MsgProp':
         // Forwarded to us by a node that thought we lead: pass it on.
         if (this.lead === NONE || this.disableProposalForwarding) {
-          this.logger.debug('raft: cannot forward proposal', { id: this.id, lead: this.lead });
+          this.refuseForwarded(m.from, m.entries, this.lead === NONE ? 'no-leader' : 'not-leader');
           return;
         }
         this.send({ type: 'MsgProp', to: this.lead, entries: m.entries });
@@ -1007,7 +1015,7 @@ export class Raft {
   propose(entries: readonly Proposal[]): void {
     switch (this.state) {
       case 'leader':
-        this.appendProposal(entries, true);
+        this.appendProposal(entries, NONE);
         return;
       case 'follower':
         if (this.lead === NONE) throw new ProposalDroppedError('no-leader');
@@ -1028,14 +1036,15 @@ export class Raft {
   }
 
   /**
-   * Appends proposals as leader. A refusal throws for a local caller; for a
-   * forwarded proposal there is no caller to tell, so it is logged and the
-   * proposer's timeout covers it.
+   * Appends proposals as leader, proposed here (`from` NONE) or forwarded by
+   * `from`. A refusal throws for a local caller, and goes back to the node
+   * that forwarded it otherwise (never dropped without telling the caller).
    */
-  private appendProposal(entries: readonly Proposal[], local: boolean): void {
+  private appendProposal(entries: readonly Proposal[], from: NodeId): void {
+    const local = from === NONE;
     const refuse = (reason: DropReason, detail?: string): void => {
       if (local) throw new ProposalDroppedError(reason, detail);
-      this.logger.debug('raft: dropping forwarded proposal', { id: this.id, reason, detail });
+      this.refuseForwarded(from, entries as readonly Entry[], reason, detail);
     };
     if (entries.length === 0) return;
     if (!this.prs.progress.has(this.id)) return refuse('removed');
@@ -1047,15 +1056,30 @@ export class Raft {
       const problem = this.confChangeProblem(e);
       if (problem) {
         if (local) return refuse(problem.reason, problem.detail);
-        // Keep the rest of a forwarded batch: replace the refused change with a no-op.
+        // Keep the rest of a forwarded batch: replace the refused change with
+        // a no-op, and tell its proposer.
         if (accepted === entries) accepted = entries.slice();
         (accepted as Proposal[])[i] = EMPTY_DATA;
-        this.logger.info('raft: replacing refused conf change with a no-op', { id: this.id, ...problem });
+        this.refuseForwarded(from, [e as Entry], problem.reason, problem.detail);
       } else {
         this.pendingConfIndex = this.raftLog.lastIndex() + i + 1;
       }
     }
     if (!this.appendEntry(accepted)) refuse('uncommitted-limit');
+  }
+
+  /** Sends refused forwarded proposals back to the node that forwarded them (MsgPropResp). */
+  private refuseForwarded(to: NodeId, entries: readonly Entry[], reason: DropReason, detail?: string): void {
+    this.logger.debug('raft: refusing forwarded proposal', { id: this.id, to, reason, detail, entries: entries.length });
+    if (entries.length === 0 || to === this.id) return;
+    this.send({ type: 'MsgPropResp', to, entries, reject: true, context: new TextEncoder().encode(reason) });
+  }
+
+  /** Proposals this node forwarded were refused: hand them to the application (Ready.droppedProposals). */
+  private onForwardedProposalRefused(m: Message): void {
+    const text = m.context ? new TextDecoder().decode(m.context) : '';
+    const reason = DROP_REASONS.find((r) => r === text) ?? 'no-leader';
+    for (const e of m.entries) this.droppedProposals.push({ type: e.type, data: e.data, reason });
   }
 
   private confChangeProblem(e: ProposedEntry): { reason: DropReason; detail: string } | undefined {
@@ -1295,7 +1319,7 @@ export class Raft {
     if (this.raftLog.applied < this.pendingConfIndex) return;
     try {
       // An empty payload: the size limit can never refuse it.
-      this.appendProposal([{ type: 'confChange', data: EMPTY_DATA }], true);
+      this.appendProposal([{ type: 'confChange', data: EMPTY_DATA }], NONE);
       this.logger.info('raft: leaving joint configuration automatically', {
         id: this.id,
         config: describeConfig(this.prs.config),
@@ -1326,7 +1350,9 @@ export class Raft {
 
   /** Whether this node has messages or reads queued for the application. */
   hasOutput(): boolean {
-    return this.msgs.length > 0 || this.msgsAfterPersist.length > 0 || this.readStates.length > 0;
+    return (
+      this.msgs.length > 0 || this.msgsAfterPersist.length > 0 || this.readStates.length > 0 || this.droppedProposals.length > 0
+    );
   }
 }
 

@@ -11,7 +11,8 @@
 //      that the writes of step 2 are durable).
 //   4. Install `snapshot` into the state machine if present, then apply
 //      `committedEntries` in order (calling applyConfChange for conf-change
-//      entries), and serve the reads in `readStates` once applied.
+//      entries), and serve the reads in `readStates` once applied; tell the
+//      callers of `droppedProposals` that their forwarded proposals were refused.
 //   5. advance(ready).
 // step() may be called between ready() and advance() (e.g. while the disk
 // write is in flight); ready() may not be called again until advance().
@@ -22,6 +23,7 @@ import { Raft, type RaftConfig } from './raft.js';
 import {
   type ConfChange,
   type ConfState,
+  type DroppedProposal,
   type Entry,
   type HardState,
   type Message,
@@ -51,6 +53,11 @@ export interface Ready {
   readonly messagesAfterPersist: readonly Message[];
   /** Reads confirmed: serve each once the applied index reaches its index. */
   readonly readStates: readonly ReadState[];
+  /**
+   * Proposals this node forwarded to the leader and that were refused there
+   * (a transfer under way, no leader, ...): not in the log; tell their callers.
+   */
+  readonly droppedProposals: readonly DroppedProposal[];
   /** Whether the writes must be synced to disk (term, vote or entries changed). */
   readonly mustSync: boolean;
 }
@@ -174,7 +181,7 @@ export class RawNode {
     if (m.to !== this.raft.id) {
       throw new InvalidMessageError(`message for node ${m.to} delivered to node ${this.raft.id}`);
     }
-    if (m.term === 0 && m.type !== 'MsgProp' && m.type !== 'MsgReadIndex') {
+    if (m.term === 0 && m.type !== 'MsgProp' && m.type !== 'MsgReadIndex' && m.type !== 'MsgPropResp') {
       throw new InvalidMessageError(`${m.type} from ${m.from} carries no term`);
     }
     if (!Number.isSafeInteger(m.term) || m.term < 0 || !Number.isSafeInteger(m.from) || m.from <= 0) {
@@ -245,6 +252,7 @@ export class RawNode {
       messages,
       messagesAfterPersist,
       readStates: r.readStates,
+      droppedProposals: r.droppedProposals,
       mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
     };
     // Hand these out exactly once.
@@ -255,6 +263,7 @@ export class RawNode {
     r.msgs = [];
     r.msgsAfterPersist = [];
     r.readStates = [];
+    r.droppedProposals = [];
     this.inFlight = rd;
     return rd;
   }

@@ -4,6 +4,8 @@
 // Names follow the Raft paper (Ongaro & Ousterhout, 2014) where it has one
 // and etcd-io/raft's raftpb where it does not.
 
+import type { DropReason } from './errors.js';
+
 /** A member's id. 0 means "no node" (no leader known, no vote cast). */
 export type NodeId = number;
 export const NONE: NodeId = 0;
@@ -153,7 +155,14 @@ export type MessageType =
   /** A read-index request forwarded to the leader (diss. §6.4). */
   | 'MsgReadIndex'
   /** The leader's answer: index is the read index for `context`. */
-  | 'MsgReadIndexResp';
+  | 'MsgReadIndexResp'
+  /**
+   * A forwarded proposal refused (by a leader during a transfer, a node that
+   * knows no leader, ...), back to the node that forwarded it: `entries` are
+   * the refused proposals, `context` the reason (a DropReason, as text).
+   * Nothing of them entered the log.
+   */
+  | 'MsgPropResp';
 
 /**
  * A message between two nodes. One flat shape for every type (as in
@@ -267,6 +276,7 @@ export function canSendBeforePersist(t: MessageType): boolean {
     t === 'MsgTimeoutNow' ||
     t === 'MsgReadIndexResp' ||
     t === 'MsgProp' ||
+    t === 'MsgPropResp' ||
     t === 'MsgReadIndex' ||
     t === 'MsgTransferLeader'
   );
@@ -281,6 +291,16 @@ export type StateType = 'follower' | 'preCandidate' | 'candidate' | 'leader';
 export interface SoftState {
   readonly lead: NodeId;
   readonly state: StateType;
+}
+
+/**
+ * A proposal this node forwarded to the leader and that was refused there
+ * (or on the way): it is not in the log, and the caller may retry.
+ */
+export interface DroppedProposal {
+  readonly type: EntryType;
+  readonly data: Uint8Array;
+  readonly reason: DropReason;
 }
 
 /** A read index confirmed for a request context: serve the read once applied >= index. */

@@ -13,6 +13,7 @@ import { MemoryStorage } from '../raft/storage.js';
 import {
   type ConfChange,
   type ConfState,
+  type DroppedProposal,
   type Entry,
   type HardState,
   type Message,
@@ -37,6 +38,8 @@ export interface ManualNode {
   confState: ConfState;
   /** Reads confirmed to this node. */
   readonly readStates: ReadState[];
+  /** Proposals this node forwarded that were refused (Ready.droppedProposals). */
+  readonly dropped: DroppedProposal[];
   /** Counts starts: 1 at creation, +1 per restart. */
   incarnation: number;
 }
@@ -124,6 +127,7 @@ export class ManualCluster {
       applied: [],
       confState: EMPTY_CONF_STATE,
       readStates: [],
+      dropped: [],
       incarnation: 0,
     };
     this.nodes.set(id, node);
@@ -199,6 +203,7 @@ export class ManualCluster {
       node.applied.push(e);
     }
     node.readStates.push(...rd.readStates);
+    node.dropped.push(...rd.droppedProposals);
     raw.advance(rd);
   }
 

@@ -18,6 +18,7 @@ import { type Ready, RawNode, bootstrapState } from '../raft/rawNode.js';
 import { type InitialState, MemoryStorage, type Storage } from '../raft/storage.js';
 import {
   type ConfState,
+  type DroppedProposal,
   type Entry,
   type Message,
   type NodeId,
@@ -107,6 +108,7 @@ export interface NodeParams {
   readonly sessionTtlUs: number;
   readonly maxSizePerMsg: number;
   readonly maxInflightMsgs: number;
+  readonly maxInflightBytes: number;
   readonly storage: StorageParams;
 }
 
@@ -244,6 +246,7 @@ export class SimNode {
       checkQuorum: this.params.checkQuorum,
       maxSizePerMsg: this.params.maxSizePerMsg,
       maxInflightMsgs: this.params.maxInflightMsgs,
+      maxInflightBytes: this.params.maxInflightBytes,
     });
     this.sm = KvStateMachine.restore(snap.data, this.params.sessionTtlUs);
     this.confState = snap.metadata.confState;
@@ -348,6 +351,7 @@ export class SimNode {
       this.appliedIndex = meta.index;
       this.host.onSnapshotInstalled(this, meta.index);
     }
+    for (const d of rd.droppedProposals) this.refused(d);
     for (const e of rd.committedEntries) this.apply(e);
     for (const rs of rd.readStates) {
       const key = textDecoder.decode(rs.context);
@@ -395,6 +399,15 @@ export class SimNode {
     }
     this.appliedIndex = e.index;
     this.host.onApplied(this, e, command);
+  }
+
+  /** A proposal this node forwarded was refused by the leader: the client hears at once, and retries. */
+  private refused(d: DroppedProposal): void {
+    if (d.type !== 'normal' || d.data.byteLength === 0) return;
+    const entry = decodeEntry(d.data);
+    const cmd = entry.cmd;
+    const key = cmd.kind === 'register' ? `reg:${entry.client}:${entry.attempt}` : `${cmd.session}:${cmd.seq}`;
+    this.answer(key, (req) => ({ client: req.client, seq: req.seq, from: this.id, error: d.reason, leaderHint: this.raw?.raft.lead }));
   }
 
   /** Replies to the client waiting on `key` at this node, if any. */

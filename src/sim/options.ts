@@ -161,6 +161,8 @@ export interface Swarm {
   readonly maxSizePerMsg: number;
   /** Append messages in flight per follower. */
   readonly maxInflightMsgs: number;
+  /** Bytes of entries in flight per follower (0: no byte limit). */
+  readonly maxInflightBytes: number;
   /** Log time after which an idle client session expires. */
   readonly sessionTtlUs: number;
   readonly storage: StorageParams;
@@ -241,6 +243,7 @@ export function pickSwarm(o: SimOptions): Swarm {
     preVote: r('preVote').chance(0.75),
     maxSizePerMsg: r('msgSize').pick([1, 256, 4096, 65536]),
     maxInflightMsgs: r('inflight').pick([1, 2, 8, 64]),
+    maxInflightBytes: r('inflightBytes').pick([0, 0, 1024, 16384]),
     sessionTtlUs: 1000 * electionTicks * tick,
     // Small segments and caches, so that rollover, release after compaction
     // and reads from disk happen in every run.
@@ -262,7 +265,7 @@ export function describeSwarm(s: Swarm): string {
     `nemesis every ~${s.nemesisMeanTicks} ticks [${w || 'none'}] leader flaps ${s.leaderFlapRate}, faults after conf changes ${s.confChangeFaultRate}`,
     `snapshot every ${s.snapshotInterval || '-'} (margin ${s.compactionMargin})`,
     `clients=${s.clients} keys=${s.keys} reads=${s.readOnly} heal@${s.healAtTick}`,
-    `raft: preVote=${s.preVote} checkQuorum=${s.checkQuorum} msg≤${s.maxSizePerMsg}B inflight≤${s.maxInflightMsgs}`,
+    `raft: preVote=${s.preVote} checkQuorum=${s.checkQuorum} msg≤${s.maxSizePerMsg}B inflight≤${s.maxInflightMsgs}${s.maxInflightBytes ? ` and ≤${s.maxInflightBytes}B` : ''}`,
     s.storage.mode === 'wal' ? `storage=wal (segments ${s.storage.segmentBytes}B, cache ${s.storage.cacheBytes}B)` : 'storage=memory',
   ].join('; ');
 }

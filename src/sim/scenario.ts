@@ -202,6 +202,7 @@ export function runScenario(text: string): string {
 
 const MESSAGE_TYPES: readonly MessageType[] = [
   'MsgProp',
+  'MsgPropResp',
   'MsgApp',
   'MsgAppResp',
   'MsgVote',

@@ -163,6 +163,7 @@ export class Simulator implements NodeHost, ClientHost {
       sessionTtlUs: s.sessionTtlUs,
       maxSizePerMsg: s.maxSizePerMsg,
       maxInflightMsgs: s.maxInflightMsgs,
+      maxInflightBytes: s.maxInflightBytes,
       storage: s.storage,
     };
     this.nodeIdList = [];

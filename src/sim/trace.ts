@@ -66,6 +66,7 @@ const MSG_CODES: Record<MessageType, number> = {
   MsgTimeoutNow: 12,
   MsgReadIndex: 13,
   MsgReadIndexResp: 14,
+  MsgPropResp: 15,
 };
 
 export function describeMessage(m: Message): string {
@@ -102,6 +103,9 @@ export function describeMessage(m: Message): string {
       break;
     case 'MsgProp':
       s += ` ents=${m.entries.length}`;
+      break;
+    case 'MsgPropResp':
+      s += ` refused ${m.entries.length} (${m.context ? new TextDecoder().decode(m.context) : '?'})`;
       break;
     default:
       break;

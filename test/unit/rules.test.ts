@@ -846,6 +846,67 @@ describe('Replication', () => {
   });
 });
 
+describe('Flow control: a bounded window of appends in flight, by count and by bytes; messages of bounded size; a bounded uncommitted tail', () => {
+  const payload = (n: number) => new Uint8Array(n).fill(0x61);
+  const entryBytesOf = (m: Message) => m.entries.reduce((n, e) => n + e.data.byteLength + 24, 0);
+  const appendsTo = (c: ManualCluster, to: number) => c.pending.filter((m) => m.type === 'MsgApp' && m.to === to && m.entries.length > 0);
+
+  it('the leader stops sending appends to a follower once the bytes in flight reach maxInflightBytes, and resumes as they are acknowledged', () => {
+    const c = leaderCluster(3, { maxInflightMsgs: 100, maxInflightBytes: 1000, maxSizePerMsg: 1 });
+    for (let i = 0; i < 20; i++) assert.equal(c.propose(1, payload(100)), undefined);
+    const inFlight = appendsTo(c, 2);
+    assert.ok(inFlight.length < 20, `${inFlight.length} appends in flight: the window is bounded`);
+    // Each carries one entry of 124 bytes: the window fills at the message that reaches 1000.
+    const allButLast = inFlight.slice(0, -1).reduce((n, m) => n + entryBytesOf(m), 0);
+    assert.ok(allButLast < 1000, `${allButLast} bytes were in flight before the last append`);
+    assert.equal(inFlight.length, Math.ceil(1000 / 124), 'exactly as many appends as the byte budget allows');
+    c.stabilize();
+    assert.equal(c.node(2).storage.lastIndex(), c.node(1).storage.lastIndex(), 'acknowledgements reopen the window: everything arrives');
+  });
+
+  it('one append carries at most maxSizePerMsg bytes of entries, and always at least one entry', () => {
+    const c = leaderCluster(3, { maxSizePerMsg: 300 });
+    c.cut(1, 2);
+    for (let i = 0; i < 10; i++) c.propose(1, payload(100));
+    c.propose(1, payload(1000)); // larger than a message: goes alone
+    settle(c);
+    c.heal();
+    const delivered: Message[] = [];
+    for (let round = 0; round < 50 && c.node(2).storage.lastIndex() < c.node(1).storage.lastIndex(); round++) {
+      c.tickHeartbeat(1);
+      delivered.push(...c.stabilize());
+    }
+    const appends = delivered.filter((m) => m.type === 'MsgApp' && m.to === 2 && m.entries.length > 0);
+    assert.ok(appends.some((m) => m.entries.length > 1), 'catching up batches entries');
+    for (const m of appends) {
+      assert.ok(m.entries.length === 1 || entryBytesOf(m) <= 300, `an append of ${m.entries.length} entries, ${entryBytesOf(m)} bytes`);
+    }
+    assert.ok(appends.some((m) => m.entries.length === 1 && m.entries[0]!.data.byteLength === 1000), 'the oversized entry went alone');
+    assert.equal(c.node(2).storage.lastIndex(), c.node(1).storage.lastIndex());
+  });
+
+  it('a leader whose uncommitted tail exceeds maxUncommittedEntriesBytes refuses proposals (uncommitted-limit) until it commits', () => {
+    const c = leaderCluster(3, { maxUncommittedEntriesBytes: 500 });
+    c.cut(1, 2);
+    c.cut(1, 3);
+    let accepted = 0;
+    let refusal: string | undefined;
+    for (let i = 0; i < 20 && refusal === undefined; i++) {
+      refusal = c.propose(1, payload(100));
+      if (refusal === undefined) accepted++;
+    }
+    assert.match(refusal ?? '', /PROPOSAL_DROPPED.*uncommitted-limit/);
+    assert.ok(accepted >= 5 && accepted <= 6, `${accepted} proposals of 100 bytes accepted under a 500-byte limit`);
+    c.heal();
+    c.tickHeartbeat(1);
+    for (let round = 0; round < 20; round++) {
+      c.tickHeartbeat(1);
+      c.stabilize();
+    }
+    assert.equal(c.propose(1, payload(100)), undefined, 'committing the tail frees the budget');
+  });
+});
+
 // ===========================================================================
 // Commitment
 
@@ -1437,6 +1498,22 @@ describe('Leadership transfer (diss. §3.10)', () => {
     assert.match(c.propose(1, 'y') ?? '', /^PROPOSAL_DROPPED/);
   });
 
+  it('a proposal forwarded to a leader under transfer is refused back to the follower, which tells its caller', () => {
+    const c = lagging();
+    c.transferLeader(1, 2);
+    assert.equal(c.propose(3, 'forwarded'), undefined, 'node 3 forwards it to the leader');
+    c.deliver({ type: 'MsgProp' });
+    const refusal = c.pending.find((m) => m.type === 'MsgPropResp');
+    assert.ok(refusal && refusal.to === 3 && refusal.reject, 'the leader answers with a refusal');
+    c.deliver({ type: 'MsgPropResp' });
+    assert.deepEqual(
+      c.node(3).dropped.map((d) => [new TextDecoder().decode(d.data), d.reason]),
+      [['forwarded', 'transferring']],
+      "node 3's Ready hands the refused proposal to the application",
+    );
+    assert.ok(!c.node(1).storage.entries(1, c.node(1).storage.lastIndex() + 1, Infinity).some((e) => text(e) === 'forwarded'), 'not in the log');
+  });
+
   it('the target is brought up to date before it is sent TimeoutNow', () => {
     const c = lagging();
     c.transferLeader(1, 2);
@@ -1510,6 +1587,21 @@ describe('without a leader, proposals, reads and transfers are refused with Prop
       assert.throws(() => c.raw(1).propose(enc('x')), isDropped('no-leader'));
       assert.throws(() => c.raw(1).readIndex(enc('x')), isDropped('no-leader'));
     }
+  });
+
+  it('a proposal forwarded to a node that knows no leader any more is refused back, not dropped silently', () => {
+    const c = leaderCluster();
+    // Node 1 restarts and knows no leader; node 2 still believes it leads.
+    c.crash(1);
+    c.restart(1);
+    assert.equal(c.raw(1).raft.lead, 0);
+    assert.equal(c.propose(2, 'late'), undefined, 'node 2 forwards it to node 1');
+    c.deliver({ type: 'MsgProp' });
+    c.deliver({ type: 'MsgPropResp' });
+    assert.deepEqual(
+      c.node(2).dropped.map((d) => [new TextDecoder().decode(d.data), d.reason]),
+      [['late', 'no-leader']],
+    );
   });
 });
 
