@@ -130,6 +130,9 @@ function dump(dir: string, showData: boolean): number {
         case 'seal':
           detail = `continues in segment ${rec.nextSeq}`;
           break;
+        case 'flush':
+          detail = 'end of one write + fdatasync';
+          break;
         case 'malformed':
           detail = `MALFORMED: ${rec.reason}`;
           break;

@@ -25,6 +25,7 @@ export const RECORD_ENTRY = 2;
 export const RECORD_HARD_STATE = 3;
 export const RECORD_SNAPSHOT = 4;
 export const RECORD_SEAL = 5;
+export const RECORD_FLUSH = 6;
 
 export interface SegmentHeader {
   readonly type: 'header';
@@ -65,7 +66,13 @@ export type WalRecord =
   | { readonly type: 'hardState'; readonly hardState: HardState }
   | SnapshotMarker
   /** The segment is complete; the log goes on in segment `nextSeq`. */
-  | { readonly type: 'seal'; readonly nextSeq: number };
+  | { readonly type: 'seal'; readonly nextSeq: number }
+  /**
+   * The end of one write + fdatasync (see wal.ts, recovery): a record found
+   * after it was written by a later flush, which began only once this one
+   * was durable.
+   */
+  | { readonly type: 'flush'; readonly seq: number };
 
 export function padded(n: number): number {
   return (n + 7) & ~7;
@@ -188,12 +195,21 @@ export class RecordEncoder {
     return this.finish(at, payload);
   }
 
+  flushEnd(seq: number): number {
+    return this.numberRecord(RECORD_FLUSH, seq);
+  }
+
   seal(nextSeq: number): number {
+    return this.numberRecord(RECORD_SEAL, nextSeq);
+  }
+
+  /** A record of a type byte and one number. */
+  private numberRecord(type: number, n: number): number {
     const payload = 1 + 8;
     const at = this.reserve(payload);
     const p = at + FRAME_HEADER_BYTES;
-    this.buf[p] = RECORD_SEAL;
-    putU64(this.view, p + 1, nextSeq);
+    this.buf[p] = type;
+    putU64(this.view, p + 1, n);
     return this.finish(at, payload);
   }
 }
@@ -313,6 +329,9 @@ export function decodePayload(p: Uint8Array): WalRecord {
     case RECORD_SEAL:
       need(p, 9, 'seal');
       return { type: 'seal', nextSeq: getU64(v, 1) };
+    case RECORD_FLUSH:
+      need(p, 9, 'flush');
+      return { type: 'flush', seq: getU64(v, 1) };
     default:
       throw new MalformedRecordError(`unknown record type ${p[0]}`);
   }

@@ -6,7 +6,7 @@
 
 import { type FileSystem, type FileHandle, joinPath } from './fs.js';
 import { SECTOR_BYTES } from './memoryFs.js';
-import { FRAME_HEADER_BYTES, type FrameProblem, MAX_PAYLOAD_BYTES, isZero, padded, readFrame } from './record.js';
+import { FRAME_HEADER_BYTES, type FrameProblem, MAX_PAYLOAD_BYTES, RECORD_FLUSH, isZero, padded, readFrame } from './record.js';
 
 export interface SegmentFile {
   readonly seq: number;
@@ -142,23 +142,29 @@ export function isTornFrame(fs: FileSystem, fd: FileHandle, offset: number, file
 
 /**
  * What lies after the end of the good records of the last segment, at
- * `from` (8-aligned): the offset of the first valid record after the one at
- * `from`, if any, and the end of the non-zero bytes. A crash leaves only
- * zeros or part of its last write after the end of the good data, never a
- * whole record from before it: a valid record past the end means the damage
- * hit data that was already synced. One pass, skipping zeros 8 bytes at a
- * time, since most of a preallocated segment is zeros.
+ * `from` (8-aligned). A crash can only damage the write that was in flight
+ * (one flush: its records, then a flush marker), and since a disk may
+ * persist that write's sectors in any order, valid records of the same
+ * flush may survive after a hole. But a record written after a flush marker
+ * belongs to a later flush, which began only once the damaged one was
+ * durable: then synced data is damaged (`syncedAfter` is its offset).
+ * Also returns the end of the non-zero bytes (the extent of a torn tail).
+ * One pass, skipping zeros 8 bytes at a time (most of a preallocated
+ * segment) and jumping over valid records.
  */
 export function scanTail(
   fs: FileSystem,
   fd: FileHandle,
   from: number,
   fileSize: number,
-): { later: number | undefined; dirtyEnd: number } {
+): { syncedAfter: number | undefined; dirtyEnd: number } {
   const buf = new Uint8Array(CHUNK_BYTES);
   const words = new Uint32Array(buf.buffer);
   const view = new DataView(buf.buffer);
   let dirtyEnd = from;
+  let sawFlushEnd = false;
+  /** Valid records end here: scanning resumes after them. */
+  let skipTo = from;
   for (let base = from; base < fileSize; base += CHUNK_BYTES) {
     const filled = fs.read(fd, buf, base);
     const whole = filled & ~7;
@@ -167,21 +173,25 @@ export function scanTail(
       if (words[w] === 0 && words[w + 1] === 0) continue;
       for (let k = 7; k >= 0; k--) {
         if (buf[at + k] !== 0) {
-          dirtyEnd = base + at + k + 1;
+          dirtyEnd = Math.max(dirtyEnd, base + at + k + 1);
           break;
         }
       }
-      // A candidate frame: a plausible length, then the whole frame checked.
       const offset = base + at;
+      if (offset < skipTo || offset === from) continue;
+      // A candidate record: a plausible length, then the whole frame checked.
       const length = view.getUint32(at + 4, true);
-      if (offset === from || length === 0 || length > fileSize - offset - FRAME_HEADER_BYTES) continue;
+      if (length === 0 || length > fileSize - offset - FRAME_HEADER_BYTES) continue;
       const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
       fs.read(fd, frame, offset);
-      if (readFrame(frame, new DataView(frame.buffer), 0, frame.length).ok) return { later: offset, dirtyEnd };
+      if (!readFrame(frame, new DataView(frame.buffer), 0, frame.length).ok) continue;
+      if (sawFlushEnd) return { syncedAfter: offset, dirtyEnd };
+      if (frame[FRAME_HEADER_BYTES] === RECORD_FLUSH) sawFlushEnd = true;
+      skipTo = offset + FRAME_HEADER_BYTES + padded(length);
     }
     for (let k = whole; k < filled; k++) if (buf[k] !== 0) dirtyEnd = base + k + 1;
   }
-  return { later: undefined, dirtyEnd };
+  return { syncedAfter: undefined, dirtyEnd };
 }
 
 export function segmentPath(dir: string, s: SegmentFile): string {

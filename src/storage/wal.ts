@@ -29,6 +29,7 @@ import {
   RECORD_ENTRY,
   RECORD_HARD_STATE,
   RECORD_HEADER,
+  RECORD_FLUSH,
   RECORD_SEAL,
   RECORD_SNAPSHOT,
   RecordEncoder,
@@ -276,6 +277,8 @@ export class Wal {
                 }
                 break;
               }
+              case RECORD_FLUSH:
+                break;
               case RECORD_SEAL: {
                 const r = decodePayload(payload);
                 if (r.type !== 'seal' || r.nextSeq !== segment.seq + 1) {
@@ -304,6 +307,15 @@ export class Wal {
           // a crash interrupted: only acceptable at the very end.
           if (!isLast || (scan.stop !== 'zero' && scan.stop !== 'eof')) {
             throw new WalCorruptionError({ file: segment.name, offset: 0 }, 'the segment header is missing or damaged');
+          }
+          // An interrupted rollover leaves nothing valid in the file; a
+          // zeroed header in front of records is damage to synced data.
+          const { syncedAfter } = scanTail(fs, fd, 0, scan.fileSize);
+          if (syncedAfter !== undefined) {
+            throw new WalCorruptionError(
+              { file: segment.name, offset: 0 },
+              `the segment header is missing or damaged, yet records after it were synced (at offset ${syncedAfter})`,
+            );
           }
           fs.close(fd);
           fd = undefined;
@@ -395,11 +407,11 @@ export class Wal {
     index: number,
   ): RecoveryReport['tornTail'] {
     const at = { file: segment.name, offset: end, index };
-    const { later, dirtyEnd } = scanTail(this.fs, fd, end, fileSize);
-    if (later !== undefined) {
+    const { syncedAfter, dirtyEnd } = scanTail(this.fs, fd, end, fileSize);
+    if (syncedAfter !== undefined) {
       throw new WalCorruptionError(
         at,
-        `${describeStop(stop)}, yet a valid record follows at offset ${later}: synced data is damaged`,
+        `${describeStop(stop)}, yet a later write was synced after it (a record at offset ${syncedAfter}): synced data is damaged`,
       );
     }
     if (stop === 'checksum' && !isTornFrame(this.fs, fd, end, fileSize)) {
@@ -535,6 +547,10 @@ export class Wal {
         }
         this.encode(item);
       }
+      // Marks where this flush ends: recovery tells a write torn by a crash
+      // (damage with only this flush's records after it) from damage to
+      // synced data (a later flush's records after it).
+      enc.flushEnd(this.stats.syncs);
       this.writeOut();
     } catch (err) {
       this.fail(new WalWriteError(this.current.path, err as Error), items);
@@ -543,13 +559,19 @@ export class Wal {
     this.syncing = true;
     this.stats.syncs++;
     this.fs.datasync(this.current.fd, (err) => {
-      this.syncing = false;
       if (err) {
+        this.syncing = false;
         this.fail(new WalWriteError(this.current.path, err), items);
         return;
       }
-      for (const item of items) item.done(undefined, item.positions);
-      if (this.queue.length > 0 && !this.closed) this.flush();
+      // Still "syncing" while the callbacks run: what they append (the next
+      // Ready's batch, typically) queues, and goes out in one flush after.
+      try {
+        for (const item of items) item.done(undefined, item.positions);
+      } finally {
+        this.syncing = false;
+        if (this.queue.length > 0 && !this.closed && !this.failure) this.flush();
+      }
     });
   }
 

@@ -12,6 +12,7 @@ import {
   WalCorruptionError,
   WalIdentityError,
 } from '../../src/storage/errors.js';
+import { dumpDataDir } from '../../src/storage/inspect.js';
 import { MemoryFileSystem } from '../../src/storage/memoryFs.js';
 
 const DIR = '/data';
@@ -204,6 +205,41 @@ describe('DiskStorage', () => {
       assert.deepEqual(all(r).slice(0, 3), ents(1, 3, 1).map(text));
     }
     assert.ok(reportedTorn, 'some crash tore the last write');
+  });
+
+  it('tells a write torn out of order (a hole in the last flush) from damage to a flush that was synced', () => {
+    // Two flushes: entries 1-20, then 21-60. A disk may persist the sectors
+    // of the write in flight in any order, so a hole with valid records of
+    // the same flush after it is a torn write; records of a later flush after
+    // a hole prove the damaged flush had been synced.
+    const fs = new MemoryFileSystem();
+    const s = open(fs, { segmentBytes: 1 << 16 });
+    const big = (from: number, to: number) => ents(from, to, 1).map((e) => ({ ...e, data: new Uint8Array(100).fill(e.index) }));
+    save(fs, s, { entries: big(1, 20) });
+    save(fs, s, { entries: big(21, 60) });
+    s.close();
+    const offsets = new Map<number, number>();
+    dumpDataDir(fs, DIR, {
+      segment: () => {},
+      record: (r) => {
+        if (r.record.type === 'entry') offsets.set(r.record.entry.index, r.offset);
+      },
+      end: () => {},
+    });
+    const segment = `${DIR}/wal/${fs.list(`${DIR}/wal`).find((n) => n.endsWith('.wal'))}`;
+    const withHoleAt = (index: number): MemoryFileSystem => {
+      const image = fs.crashImage();
+      const bytes = image.peek(segment);
+      const sector = Math.floor(offsets.get(index)! / 512) * 512;
+      bytes.fill(0, sector, sector + 512);
+      image.poke(segment, bytes);
+      return image;
+    };
+    const torn = open(withHoleAt(30));
+    assert.ok(torn.lastIndex() >= 20 && torn.lastIndex() < 30, `recovered up to ${torn.lastIndex()}`);
+    assert.ok(torn.recovery.tornTail, 'the torn write is reported');
+    assert.deepEqual([...torn.entries(20, 21, Infinity)[0]!.data], new Array(100).fill(20), 'the first flush is intact');
+    assert.throws(() => open(withHoleAt(10)), (e) => e instanceof WalCorruptionError && /a later write was synced after it/.test(e.message));
   });
 
   it('refuses to start when synced data is damaged, naming file, offset and index', () => {
