@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 // The default test suite (`npm test`, after the build): unit and scenario
-// tests, the simulator's seed sweep, then the mutation tests that prove the
-// simulator's checks catch classic Raft bugs.
+// tests, the simulator's seed sweep, the end-to-end tests with real processes
+// (dist/test/e2e: a child appending to the disk is SIGKILLed and recovered),
+// then the mutation tests that prove the simulator's checks catch classic
+// Raft bugs.
 
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -18,6 +20,6 @@ const run = (label, cmd, args) => {
   process.stdout.write(`== ${label}: passed in ${secs} s\n`);
 };
 
-const suites = ['dist/test/unit', 'dist/test/sim'].filter((d) => existsSync(d));
-run('unit, scenario and simulator tests', process.execPath, ['--test', '--test-reporter=dot', ...suites]);
+const suites = ['dist/test/unit', 'dist/test/sim', 'dist/test/e2e'].filter((d) => existsSync(d));
+run('unit, scenario, simulator and end-to-end tests', process.execPath, ['--test', '--test-reporter=dot', ...suites]);
 if (existsSync('scripts/mutants.mjs')) run('mutation tests', process.execPath, ['scripts/mutants.mjs']);
