@@ -1,8 +1,9 @@
 // Shared helpers for the disk benchmarks (fsync, wal, recovery): a scratch
 // directory that is removed afterwards, preallocated files, the raw rate of
-// a small write + fdatasync, and the sequential write bandwidth. bench/fsync
-// prints these numbers on their own; bench/wal measures them again in the
-// same run as its baselines.
+// a small write + fdatasync, the sequential write bandwidth, waiting out the
+// log's background segment preallocation, and dropping the page cache.
+// bench/fsync prints the raw numbers on their own; bench/wal measures them
+// again in the same run as its baselines.
 //
 // Everything goes through node:fs the way src/storage/nodeFs.ts does it:
 // writes with fs.writeSync at an explicit offset (pwrite), and the sync with
@@ -12,6 +13,7 @@ import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_SEGMENT_BYTES } from '../src/storage/wal.js';
 import { FlagError, now, percentile } from './harness.js';
 
 // ---------------------------------------------------------------------------
@@ -279,6 +281,53 @@ export class Bandwidth {
   close(): void {
     fs.rmSync(this.overwritePath, { force: true });
   }
+}
+
+// ---------------------------------------------------------------------------
+// The write-ahead log's background work
+
+const sleep = (ms: number) => new Promise<void>((res) => setTimeout(res, ms));
+
+/** Whether a file's blocks are all allocated (not sparse). */
+export function allocated(path: string): boolean {
+  const s = fs.statSync(path);
+  return s.blocks * 512 >= s.size;
+}
+
+/**
+ * Waits (up to 10 s) until the segment the write-ahead log preallocates in
+ * the background (a .tmp file in its directory) is fully written, then
+ * fsyncs it, so that a timed run neither competes with that write nor rolls
+ * over into a sparse segment. (After close(), the log finishes such a write
+ * and then removes the file.)
+ */
+export async function waitPrepared(walDir: string, segmentBytes = DEFAULT_SEGMENT_BYTES): Promise<void> {
+  const deadline = now() + 10_000;
+  for (;;) {
+    const tmps = fs.readdirSync(walDir).filter((n) => n.endsWith('.tmp'));
+    let pending = false;
+    for (const n of tmps) {
+      try {
+        const s = fs.statSync(join(walDir, n));
+        if (s.size < segmentBytes || s.blocks * 512 < s.size) {
+          pending = true;
+          continue;
+        }
+        // Wait for its writeback (the log's own fsync of it then returns at once).
+        const fd = fs.openSync(join(walDir, n), 'r');
+        try {
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      } catch {
+        // removed meanwhile
+      }
+    }
+    if (!pending || now() > deadline) break;
+    await sleep(10);
+  }
+  await sleep(5); // let the log see its allocation complete
 }
 
 // ---------------------------------------------------------------------------

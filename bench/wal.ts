@@ -55,7 +55,6 @@ import { join } from 'node:path';
 import { EMPTY_CONF_STATE, type Entry } from '../src/raft/index.js';
 import { DiskStorage } from '../src/storage/diskStorage.js';
 import { NodeFileSystem } from '../src/storage/nodeFs.js';
-import { DEFAULT_SEGMENT_BYTES } from '../src/storage/wal.js';
 import {
   type Summary,
   FlagError,
@@ -80,7 +79,7 @@ import {
   summarize,
   table,
 } from './harness.js';
-import { type BandwidthRun, type FsyncRun, Bandwidth, SyncFile, describeDir, rawFsync, scratchDir } from './rawdisk.js';
+import { type BandwidthRun, type FsyncRun, Bandwidth, SyncFile, allocated, describeDir, rawFsync, scratchDir, waitPrepared } from './rawdisk.js';
 
 type Mode = 'serial' | 'concurrent';
 
@@ -125,8 +124,6 @@ function openLog(dir: string): { st: DiskStorage; wfs: WatchedFs } {
   const wfs = new WatchedFs();
   return { st: DiskStorage.open({ fs: wfs, dir, clusterId: CLUSTER, memberId: MEMBER }), wfs };
 }
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 function payloadOf(size: number): Uint8Array {
   const p = new Uint8Array(size);
@@ -247,47 +244,6 @@ function release(st: DiskStorage): Promise<void> {
       resolve();
     });
   });
-}
-
-/** Whether a file's blocks are all allocated (not sparse). */
-function allocated(path: string): boolean {
-  const s = fs.statSync(path);
-  return s.blocks * 512 >= s.size;
-}
-
-/**
- * Waits (up to 10 s) until the segment the log preallocates in the
- * background (a .tmp file in its directory) is fully written, then fsyncs
- * it, so that a run neither competes with that write nor rolls over into a
- * sparse segment.
- */
-async function waitPrepared(walDir: string): Promise<void> {
-  const deadline = now() + 10_000;
-  for (;;) {
-    const tmps = fs.readdirSync(walDir).filter((n) => n.endsWith('.tmp'));
-    let pending = false;
-    for (const n of tmps) {
-      try {
-        const s = fs.statSync(join(walDir, n));
-        if (s.size < DEFAULT_SEGMENT_BYTES || s.blocks * 512 < s.size) {
-          pending = true;
-          continue;
-        }
-        // Wait for its writeback (the log's own fsync of it then returns at once).
-        const fd = fs.openSync(join(walDir, n), 'r');
-        try {
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-      } catch {
-        // removed meanwhile
-      }
-    }
-    if (!pending || now() > deadline) break;
-    await sleep(10);
-  }
-  await sleep(5); // let the log see its allocation complete
 }
 
 /**
