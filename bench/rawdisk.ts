@@ -141,23 +141,24 @@ export class SyncFile {
    */
   next(n: number): number {
     if (this.offset + n > this.bytes) {
-      if (this.kind === 'preallocated') {
-        this.offset = 0;
-      } else {
-        this.close();
-        fs.rmSync(this.path, { force: true });
-        this.fd = this.create();
-        this.offset = 0;
-      }
+      if (this.kind === 'preallocated') this.offset = 0;
+      else this.recreate();
     }
     const at = this.offset;
     this.offset += n;
     return at;
   }
 
+  private recreate(): void {
+    this.close();
+    fs.rmSync(this.path, { force: true });
+    this.fd = this.create();
+    this.offset = 0;
+  }
+
   /** Before a run: a growing or sparse file starts afresh each run, so runs are alike. */
   startRun(): void {
-    if (this.runs++ > 0 && this.kind !== 'preallocated') this.next(this.bytes + 1);
+    if (this.runs++ > 0 && this.kind !== 'preallocated') this.recreate();
   }
 
   get handle(): number {

@@ -90,6 +90,11 @@ interface Config {
 }
 
 interface WalRun {
+  /** Segments started during the run, and how many of them sparse (no preallocated one was ready). */
+  readonly rollovers: number;
+  readonly sparseRollovers: number;
+  /** Segment preallocations started (each writes a segment of zeros in the background). */
+  readonly allocations: number;
   /** The most batches one fdatasync covered. */
   readonly maxBatchesPerSync: number;
   readonly entries: number;
@@ -110,13 +115,37 @@ const MEMBER = 1;
 const CONF = { ...EMPTY_CONF_STATE, voters: [MEMBER] };
 const EMPTY = new Uint8Array(0);
 
-/** NodeFileSystem that calls a hook at each fdatasync (to see how many batches each one covers). */
+/**
+ * NodeFileSystem that calls a hook at each fdatasync (to see how many
+ * batches each one covers) and counts how segments are started: a rollover
+ * renames a preallocated segment into place, or, when none is ready,
+ * creates one and truncates it to size (sparse).
+ */
 class WatchedFs extends NodeFileSystem {
   onDatasync: (() => void) | undefined;
+  renames = 0;
+  truncates = 0;
+  /** Segment preallocations started (each writes a whole segment of zeros). */
+  allocations = 0;
 
   override datasync(fd: number, done: (err?: Error) => void): void {
     this.onDatasync?.();
     super.datasync(fd, done);
+  }
+
+  override rename(from: string, to: string): void {
+    this.renames++;
+    super.rename(from, to);
+  }
+
+  override truncate(fd: number, length: number): void {
+    this.truncates++;
+    super.truncate(fd, length);
+  }
+
+  override allocate(fd: number, length: number, done: (err?: Error) => void): void {
+    this.allocations++;
+    super.allocate(fd, length, done);
   }
 }
 
@@ -149,6 +178,7 @@ function walRun(
   const deferred = cfg.mode === 'concurrent' && !inCallback;
   let scheduled = 0;
   const stats0 = { ...st.walStats() };
+  const fs0 = { renames: wfs.renames, truncates: wfs.truncates, allocations: wfs.allocations };
   const first = st.lastIndex() + 1;
   let next = first;
   let submitted = 0;
@@ -186,7 +216,11 @@ function walRun(
       }
       if (syncs < 1 || walBytes < entries * cfg.size) return reject(new Error(`the log synced ${syncs} times, wrote ${walBytes} bytes`));
       lat.sort((a, b) => a - b);
+      const sparseRollovers = wfs.truncates - fs0.truncates;
       resolve({
+        rollovers: wfs.renames - fs0.renames + sparseRollovers,
+        sparseRollovers,
+        allocations: wfs.allocations - fs0.allocations,
         maxBatchesPerSync,
         entries,
         batches,
@@ -278,6 +312,10 @@ interface ConfigResult extends Config {
   readonly walBytesPerSec: Summary;
   readonly batchesPerSync: Summary;
   readonly maxBatchesPerSync: Summary;
+  /** Per run, median: segments started, started sparse, preallocations started. */
+  readonly rollovers: Summary;
+  readonly sparseRollovers: Summary;
+  readonly allocations: Summary;
   readonly p50: Summary;
   readonly p99: Summary;
   /** Paired with the round's baselines: batches/s over raw fsync ops/s, WAL bytes/s over the overwrite bandwidth. */
@@ -294,6 +332,9 @@ function summarizeConfig(cfg: Config, runs: readonly WalRun[], fsyncs: readonly 
     walBytesPerSec: summarize(runs.map((r) => r.walBytesPerSec)),
     batchesPerSync: summarize(runs.map((r) => r.batches / r.syncs)),
     maxBatchesPerSync: summarize(runs.map((r) => r.maxBatchesPerSync)),
+    rollovers: summarize(runs.map((r) => r.rollovers)),
+    sparseRollovers: summarize(runs.map((r) => r.sparseRollovers)),
+    allocations: summarize(runs.map((r) => r.allocations)),
     p50: summarize(runs.map((r) => r.p50)),
     p99: summarize(runs.map((r) => r.p99)),
     vsFsync: summarize(runs.map((r, i) => r.batchesPerSec / fsyncs[i]!)),
@@ -479,7 +520,7 @@ async function main(): Promise<void> {
       if (mode === 'serial' && freshResult) rows.push([`${sizeName(freshResult.size)}, new log`, freshResult]);
       out(
         table(
-          ['entry', 'batch', 'appends/s median (min–max)', 'payload MB/s', 'WAL MB/s', 'batches/fdatasync (max)', 'save p50', 'save p99', 'batches/s vs fsync', 'WAL MB/s vs seq'],
+          ['entry', 'batch', 'appends/s median (min–max)', 'payload MB/s', 'WAL MB/s', 'batches/fdatasync (max)', 'save p50', 'save p99', 'batches/s vs fsync', 'WAL MB/s vs seq', 'new segments (sparse)'],
           rows.map(([label, r]) => [
             label,
             String(r.batch),
@@ -491,12 +532,17 @@ async function main(): Promise<void> {
             latency(r.p99.median),
             ratio(r.vsFsync),
             pct(r.vsBandwidth.median),
+            r.rollovers.median === 0 ? '' : `${r.rollovers.median} (${r.sparseRollovers.median})`,
           ]),
         ),
       );
     }
     out('appends/s: entries durable per second. WAL MB/s: bytes the log wrote (records, framing, hard states).');
     out('batches/fdatasync: mean over the run, and (max) the most one fdatasync covered; median over runs.');
+    out(
+      'new segments (sparse): segments the log moved to during a run, median over runs, and (in brackets) how many of them it had to create ' +
+        'sparse because the one being preallocated in the background was not ready yet.',
+    );
     out('save p50/p99: from save() to its callback, within each run; median over runs.');
     out(
       'vs fsync / vs seq: each run over its round\'s raw fsync rate and preallocated-file bandwidth (the mean of two measurements, ' +
