@@ -12,7 +12,8 @@
 //   - concurrent: --window batches (8) submitted without waiting; each
 //     callback submits the next. Batches that arrive while an fdatasync runs
 //     are written and synced together (group commit): the table shows
-//     batches per fdatasync, from storage.walStats().
+//     batches per fdatasync, from storage.walStats(), and the most one
+//     fdatasync covered.
 // In concurrent mode a callback submits the next batch from setImmediate, as
 // a Raft server handles its next Ready on a later turn of the event loop;
 // --in-callback submits it from inside the callback instead (a test of the
@@ -26,9 +27,12 @@
 // and after each run a snapshot is taken and the log compacted, so old
 // segments are deleted and the disk does not fill. Rollovers and the
 // background preallocation of the next segment (64 MiB of zeros) happen
-// during the runs, as in production. A reference row (--no-references skips
-// it) measures batch 1 on a brand-new log instead, i.e. in the sparse first
-// segment.
+// during the runs, as in production; the table counts the segments the log
+// moved to in a run and how many it had to create sparse because the
+// preallocated one was not ready (seen through a NodeFileSystem subclass:
+// a rename is a prepared segment put in place, a truncate a sparse one).
+// A reference row (--no-references skips it) measures batch 1 on a
+// brand-new log instead, i.e. in the sparse first segment.
 //
 // Same-run baselines (bench/rawdisk.ts, as bench/fsync.ts prints them),
 // measured in every round of runs, twice: just before and just after the
