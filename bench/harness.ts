@@ -25,6 +25,16 @@ export function summarize(samples: readonly number[]): Summary {
   return { median, min: s[0]!, max: s[s.length - 1]!, n: s.length };
 }
 
+/**
+ * The p-th percentile (0..100) of `sorted` (ascending), nearest rank: the
+ * smallest sample with at least p% of the samples at or below it.
+ */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) throw new RangeError('percentile: no samples');
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
+}
+
 /** The median of `samples`. */
 export function median(samples: readonly number[]): number {
   return summarize(samples).median;
@@ -106,6 +116,23 @@ export function runMain(main: () => void): void {
   }
 }
 
+/**
+ * runMain for a benchmark that waits on the disk: bad flags end in a
+ * one-line message (exit status 2); any other error (a run that did not do
+ * its work) prints its stack and exits with status 1.
+ */
+export function runMainAsync(main: () => Promise<void>): void {
+  main().catch((e: unknown) => {
+    if (e instanceof FlagError) {
+      process.stderr.write(`${e.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.exitCode = 1;
+  });
+}
+
 export function parseArgs(argv: readonly string[]): Map<string, string | true> {
   const out = new Map<string, string | true>();
   for (let i = 0; i < argv.length; i++) {
@@ -138,6 +165,22 @@ export function intArg(args: Map<string, string | true>, name: string, dflt: num
   return n;
 }
 
+/** A positive number, fractions allowed (e.g. --seconds 0.5). */
+export function numArg(args: Map<string, string | true>, name: string, dflt: number): number {
+  const v = args.get(name);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (v === true || !Number.isFinite(n) || n <= 0) throw new FlagError(`--${name} must be a positive number, got ${String(v)}`);
+  return n;
+}
+
+/** A string flag's value (an error if given without one). */
+export function strArg(args: Map<string, string | true>, name: string): string | undefined {
+  const v = args.get(name);
+  if (v === true) throw new FlagError(`--${name} needs a value`);
+  return v;
+}
+
 export function intListArg(args: Map<string, string | true>, name: string, dflt: readonly number[]): number[] {
   const v = args.get(name);
   if (v === undefined) return [...dflt];
@@ -163,6 +206,16 @@ export function si(n: number, digits = 3): string {
 
 export function mib(bytes: number): string {
   return `${(bytes / (1024 * 1024)).toFixed(0)} MiB`;
+}
+
+/** Bytes per second as MB/s (10^6, as disks are rated). */
+export function mbps(bytesPerSec: number): string {
+  return `${(bytesPerSec / 1e6).toFixed(0)} MB/s`;
+}
+
+/** A latency in milliseconds, as µs below 1 ms. */
+export function latency(ms: number): string {
+  return ms < 1 ? `${(ms * 1000).toFixed(0)} µs` : `${ms.toFixed(2)} ms`;
 }
 
 export function secs(ms: number): string {

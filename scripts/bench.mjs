@@ -24,7 +24,7 @@ const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const distDir = join(root, 'dist', 'bench');
 const srcDir = join(root, 'bench');
 /** Modules in bench/ that are helpers, not benchmarks. */
-const HELPERS = new Set(['harness']);
+const HELPERS = new Set(['harness', 'rawdisk']);
 
 function fail(msg, code = 2) {
   process.stderr.write(`bench: ${msg}\n`);
@@ -163,11 +163,11 @@ function summarizeProfile(file) {
       .slice(0, n)
       .map(([k, v]) => `  ${pct(v)}  ${k}`)
       .join('\n');
-  const totals = new Map([...total].filter(([k]) => /src\/raft\//.test(k)));
+  const totals = new Map([...total].filter(([k]) => /src\/(raft|storage)\//.test(k)));
   return (
     `\nprofile ${file} (${(all / 1e6).toFixed(1)} s sampled)\n` +
     `\ntop functions by self time:\n${top(self, 30)}\n` +
-    `\nsrc/raft functions by total time (self + callees):\n${top(totals, 20)}\n` +
+    `\nsrc/raft and src/storage functions by total time (self + callees):\n${top(totals, 20)}\n` +
     `\nby file (self time):\n${top(perFile, 15)}\n` +
     `\nOpen the .cpuprofile in Chrome DevTools (Performance tab) for the call tree.\n`
   );
