@@ -25,6 +25,7 @@ import {
   type Snapshot,
   EMPTY_HARD_STATE,
   EMPTY_SNAPSHOT,
+  ENTRY_OVERHEAD_BYTES,
   entryBytes,
 } from '../raft/types.js';
 import {
@@ -35,7 +36,7 @@ import {
   WalCorruptionError,
 } from './errors.js';
 import { type FileSystem, joinPath } from './fs.js';
-import { LogIndex } from './logIndex.js';
+import { LogIndex, STRIDE } from './logIndex.js';
 import { RECORD_ENTRY, type SnapshotMarker, decodePayload } from './record.js';
 import { DEFAULT_SNAPSHOTS_KEPT, type SnapshotFile, SnapshotStore } from './snapshot.js';
 import { type Position, type RecoveryReport, Wal, positionSeq } from './wal.js';
@@ -108,6 +109,10 @@ export class DiskStorage implements Storage {
     );
     const markers: SnapshotMarker[] = [];
     let sawEntry = false;
+    // Replay only indexes entries; the newest (what the cache will hold) are
+    // read back once at the end. Decoding and copying every entry of a long
+    // log to keep the last 64 MiB of them was most of the replay's work.
+    const tail = new TailSizes(this.cacheLimit);
     const { wal, report } = Wal.open(
       {
         fs: options.fs,
@@ -125,12 +130,12 @@ export class DiskStorage implements Storage {
             // is a truncation there: everything known after it goes.) The term
             // before it is learnt from a snapshot marker or the snapshot.
             this.index.reset(index - 1, 0);
-            this.cacheReset(index);
+            tail.clear();
             this.gapBase = index - 1;
           }
           sawEntry = true;
           this.index.append(index, term, position);
-          this.cachePut(index, payload);
+          tail.add(index, payload.length - ENTRY_RECORD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES);
         },
         hardState: (hs) => {
           this.hardState = hs;
@@ -138,6 +143,7 @@ export class DiskStorage implements Storage {
         snapshot: (m) => {
           markers.push(m);
           this.applyMarker(m.index, m.term, m.reset);
+          if (m.reset) tail.clear();
         },
       },
     );
@@ -158,9 +164,9 @@ export class DiskStorage implements Storage {
         // a snapshot), all but the first, whose predecessor's term is unknown.
         this.index.compact(this.index.first);
       }
-      this.cacheTrimFront(this.index.first);
       this.durableMarkerIndex = s;
     }
+    this.fillCache(tail.from());
     if (this.hardState.commit > this.index.last) {
       throw new WalCorruptionError(
         { file: 'wal', offset: 0, index: this.index.last },
@@ -258,11 +264,16 @@ export class DiskStorage implements Storage {
     this.cacheBytes = 0;
   }
 
-  /** Adds an entry decoded from a record during replay. */
-  private cachePut(index: number, payload: Uint8Array): void {
-    const r = decodePayload(payload);
-    if (r.type === 'entry') this.cacheAppend(r.entry);
-    else throw new StorageInvariantError(`record for entry ${index} is not an entry`);
+  /** After replay: reads the newest entries, from `from` on, back into the cache. */
+  private fillCache(from: number): void {
+    const first = Math.max(from, this.index.first);
+    this.cacheReset(first);
+    if (first <= this.index.last) {
+      this.readEntries(first, this.index.last + 1, (e) => {
+        this.cacheAppend(e);
+        return true;
+      });
+    }
   }
 
   private cacheAppend(e: Entry): void {
@@ -522,5 +533,61 @@ export class DiskStorage implements Storage {
 
   close(): void {
     this.wal.close();
+  }
+}
+
+/** The bytes of an entry record's payload before the data: type, index, term, entry type (record.ts). */
+const ENTRY_RECORD_HEADER_BYTES = 18;
+
+/**
+ * During replay: the sizes of the newest entries, in groups of STRIDE
+ * entries, enough to know where the newest `limit` bytes of the log begin
+ * without keeping the entries themselves. A truncation drops the groups
+ * after it (the group it falls in keeps its old size: a slight
+ * overestimate, which only starts the cache a little earlier).
+ */
+class TailSizes {
+  private groups: number[] = [];
+  private bytes: number[] = [];
+  private head = 0;
+  private total = 0;
+
+  constructor(private readonly limit: number) {}
+
+  clear(): void {
+    this.groups = [];
+    this.bytes = [];
+    this.head = 0;
+    this.total = 0;
+  }
+
+  add(index: number, size: number): void {
+    const g = Math.floor(index / STRIDE);
+    while (this.groups.length > this.head && this.groups[this.groups.length - 1]! > g) {
+      this.total -= this.bytes.pop()!;
+      this.groups.pop();
+    }
+    if (this.groups.length > this.head && this.groups[this.groups.length - 1] === g) {
+      this.bytes[this.bytes.length - 1]! += size;
+    } else {
+      this.groups.push(g);
+      this.bytes.push(size);
+    }
+    this.total += size;
+    // Forget the oldest groups while the newer ones alone fill the cache.
+    while (this.groups.length - this.head > 1 && this.total - this.bytes[this.head]! >= this.limit) {
+      this.total -= this.bytes[this.head]!;
+      this.head++;
+    }
+    if (this.head > 4096 && this.head * 2 > this.groups.length) {
+      this.groups = this.groups.slice(this.head);
+      this.bytes = this.bytes.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** The first index of the newest entries that fill the cache (1 if none). */
+  from(): number {
+    return this.groups.length > this.head ? Math.max(1, this.groups[this.head]! * STRIDE) : 1;
   }
 }

@@ -230,7 +230,7 @@ export class MemoryFileSystem implements FileSystem {
 
   write(fd: FileHandle, data: Uint8Array, position: number): void {
     // Copy: the caller may reuse its buffer, the disk must not see that.
-    this.change(fd, { kind: 'write', position, data: data.slice() });
+    this.change(fd, { kind: 'write', position, data: new Uint8Array(data) });
     this.bytesWritten += data.length;
   }
 

@@ -12,7 +12,7 @@
 // below 2^53.
 
 import { type ConfState, type Entry, type EntryType, type HardState } from '../raft/types.js';
-import { crc32c } from './crc.js';
+import { checksumBytes, crc32c } from './crc.js';
 
 export const FRAME_HEADER_BYTES = 8;
 /** The largest payload accepted: anything larger is a damaged length field. */
@@ -103,7 +103,7 @@ export class RecordEncoder {
 
   /** `initialBytes`: the batch encoder starts big; one for a segment's few header records, small. */
   constructor(initialBytes = 64 * 1024) {
-    this.buf = new Uint8Array(initialBytes);
+    this.buf = checksumBytes(initialBytes);
     this.view = new DataView(this.buf.buffer);
   }
   /** Bytes encoded since the last reset(). */
@@ -121,13 +121,15 @@ export class RecordEncoder {
   private reserve(payload: number): number {
     const need = this.length + FRAME_HEADER_BYTES + padded(payload);
     if (need > this.buf.length) {
-      const next = new Uint8Array(Math.max(need, this.buf.length * 2));
+      const next = checksumBytes(Math.max(need, this.buf.length * 2));
       next.set(this.buf.subarray(0, this.length));
       this.buf = next;
       this.view = new DataView(next.buffer);
     }
     const at = this.length;
-    this.buf.fill(0, at, need); // padding must be zeros, and the buffer is reused
+    // Every encoder below writes its whole payload; the padding after it must
+    // be zeros, and the buffer is reused.
+    this.buf.fill(0, at + FRAME_HEADER_BYTES + payload, need);
     this.view.setUint32(at + 4, payload, true);
     return at;
   }
@@ -291,7 +293,7 @@ export function decodePayload(p: Uint8Array): WalRecord {
       need(p, 18, 'entry');
       const type = ENTRY_TYPES[p[17]!];
       if (type === undefined) throw new MalformedRecordError(`entry type ${p[17]}`);
-      return { type: 'entry', entry: { index: getU64(v, 1), term: getU64(v, 9), type, data: p.slice(18) } };
+      return { type: 'entry', entry: { index: getU64(v, 1), term: getU64(v, 9), type, data: new Uint8Array(p.subarray(18)) } };
     }
     case RECORD_HARD_STATE:
       need(p, 25, 'hard state');

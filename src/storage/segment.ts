@@ -4,6 +4,7 @@
 // names its WAL files), so a directory listing sorts in log order and says
 // where each segment starts without opening it.
 
+import { checksumBytes } from './crc.js';
 import { type FileSystem, type FileHandle, joinPath } from './fs.js';
 import { SECTOR_BYTES } from './memoryFs.js';
 import { FRAME_HEADER_BYTES, type FrameProblem, MAX_PAYLOAD_BYTES, RECORD_FLUSH, isZero, padded, readFrame } from './record.js';
@@ -79,7 +80,7 @@ export function scanOpen(
   from = 0,
 ): ScanEnd {
   const fileSize = fs.size(fd);
-  let buf = new Uint8Array(Math.min(chunkBytes, Math.max(fileSize - from, FRAME_HEADER_BYTES)));
+  let buf = checksumBytes(Math.min(chunkBytes, Math.max(fileSize - from, FRAME_HEADER_BYTES)));
   let view = new DataView(buf.buffer);
   /** File offset of buf[0]. */
   let base = from;
@@ -90,7 +91,7 @@ export function scanOpen(
   const ensure = (n: number): void => {
     if (at + n <= filled || base + filled >= fileSize) return;
     if (n > buf.length) {
-      const next = new Uint8Array(Math.max(n, buf.length * 2));
+      const next = checksumBytes(Math.max(n, buf.length * 2));
       next.set(buf.subarray(at, filled));
       buf = next;
       view = new DataView(buf.buffer);
@@ -158,7 +159,7 @@ export function scanTail(
   from: number,
   fileSize: number,
 ): { syncedAfter: number | undefined; dirtyEnd: number } {
-  const buf = new Uint8Array(CHUNK_BYTES);
+  const buf = checksumBytes(CHUNK_BYTES);
   const words = new Uint32Array(buf.buffer);
   const view = new DataView(buf.buffer);
   let dirtyEnd = from;
@@ -182,7 +183,7 @@ export function scanTail(
       // A candidate record: a plausible length, then the whole frame checked.
       const length = view.getUint32(at + 4, true);
       if (length === 0 || length > fileSize - offset - FRAME_HEADER_BYTES) continue;
-      const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
+      const frame = checksumBytes(FRAME_HEADER_BYTES + length);
       fs.read(fd, frame, offset);
       if (!readFrame(frame, new DataView(frame.buffer), 0, frame.length).ok) continue;
       if (sawFlushEnd) return { syncedAfter: offset, dirtyEnd };

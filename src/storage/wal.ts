@@ -133,7 +133,6 @@ interface Preparing {
   readonly path: string;
   readonly fd: FileHandle;
   ready: boolean;
-  abandoned: boolean;
 }
 
 const TEMP_SUFFIX = '.tmp';
@@ -437,16 +436,15 @@ export class Wal {
   // -------------------------------------------------------------------------
   // Segments
 
-  /** Creates segment `seq` (using the preallocated one if ready) and writes its header records. */
+  /** Creates segment `seq` (from a preallocated file, if one is given) and writes its header records. */
   private startSegment(seq: number, firstIndex: number, prepared: Preparing | undefined): void {
     const name = segmentFileName(seq, firstIndex);
     const path = this.path(name);
     let fd: FileHandle;
-    if (prepared && prepared.ready) {
+    if (prepared) {
       this.fs.rename(prepared.path, path);
       fd = prepared.fd;
     } else {
-      if (prepared) prepared.abandoned = true;
       fd = this.fs.create(path);
       this.fs.truncate(fd, this.segmentBytes);
       this.fs.fsync(fd);
@@ -472,8 +470,11 @@ export class Wal {
     this.fs.write(old.fd, enc.bytes(), old.offset);
     this.fs.fsync(old.fd);
     this.fs.close(old.fd);
-    const prepared = this.preparing;
-    this.preparing = undefined;
+    // A preallocation still under way is not abandoned (it cannot be
+    // stopped, and a second one beside it would halve both): this segment
+    // is created sparse, and the preallocated file serves the next rollover.
+    const prepared = this.preparing?.ready ? this.preparing : undefined;
+    if (prepared) this.preparing = undefined;
     this.startSegment(old.seq + 1, this.lastIndex + 1, prepared);
     this.prepareNext();
   }
@@ -483,22 +484,26 @@ export class Wal {
     if (this.preparing || this.closed) return;
     const path = this.path(`${segmentFileName(this.current.seq + 1, 0)}.${this.tempCounter++}${TEMP_SUFFIX}`);
     const fd = this.fs.create(path);
-    const p: Preparing = { path, fd, ready: false, abandoned: false };
+    const p: Preparing = { path, fd, ready: false };
     this.preparing = p;
     this.fs.allocate(fd, this.segmentBytes, (err) => {
-      if (p.abandoned || this.closed || err) {
+      if (this.closed || err) {
         // Not needed any more (or failed: rollover will create one directly).
-        try {
-          this.fs.close(fd);
-          this.fs.remove(path);
-        } catch {
-          // best effort; open() removes leftovers
-        }
-        if (!p.abandoned && this.preparing === p) this.preparing = undefined;
+        this.discard(p);
         return;
       }
       p.ready = true;
     });
+  }
+
+  private discard(p: Preparing): void {
+    if (this.preparing === p) this.preparing = undefined;
+    try {
+      this.fs.close(p.fd);
+      this.fs.remove(p.path);
+    } catch {
+      // best effort; open() removes leftovers
+    }
   }
 
   // -------------------------------------------------------------------------
@@ -705,7 +710,8 @@ export class Wal {
         // already closed by a failure
       }
     }
-    if (this.preparing) this.preparing.abandoned = true;
+    // One still being allocated is discarded when its allocation ends.
+    if (this.preparing?.ready) this.discard(this.preparing);
   }
 }
 
