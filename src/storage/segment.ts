@@ -71,17 +71,21 @@ export function scanSegment(
   }
 }
 
-/** scanSegment on an open file, reading `chunkBytes` at a time. */
+/**
+ * scanSegment on an open file, reading `chunk` bytes at a time: a size, or
+ * a buffer to read into (reused across scans by a caller that scans often;
+ * it is replaced, not grown, for a record larger than it).
+ */
 export function scanOpen(
   fs: FileSystem,
   fd: FileHandle,
-  chunkBytes: number,
+  chunk: number | Uint8Array,
   visit: (payload: Uint8Array, offset: number) => boolean | void,
   from = 0,
 ): ScanEnd {
   const fileSize = fs.size(fd);
-  let buf = checksumBytes(Math.min(chunkBytes, Math.max(fileSize - from, FRAME_HEADER_BYTES)));
-  let view = new DataView(buf.buffer);
+  let buf = typeof chunk === 'number' ? checksumBytes(Math.min(chunk, Math.max(fileSize - from, FRAME_HEADER_BYTES))) : chunk;
+  let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   /** File offset of buf[0]. */
   let base = from;
   let filled = fs.read(fd, buf, base);
@@ -159,14 +163,14 @@ export function scanTail(
   from: number,
   fileSize: number,
 ): { syncedAfter: number | undefined; dirtyEnd: number } {
-  const buf = checksumBytes(CHUNK_BYTES);
+  const buf = checksumBytes(Math.min(CHUNK_BYTES, padded(Math.max(fileSize - from, FRAME_HEADER_BYTES))));
   const words = new Uint32Array(buf.buffer);
   const view = new DataView(buf.buffer);
   let dirtyEnd = from;
   let sawFlushEnd = false;
   /** Valid records end here: scanning resumes after them. */
   let skipTo = from;
-  for (let base = from; base < fileSize; base += CHUNK_BYTES) {
+  for (let base = from; base < fileSize; base += buf.length) {
     const filled = fs.read(fd, buf, base);
     const whole = filled & ~7;
     for (let at = 0; at < whole; at += 8) {

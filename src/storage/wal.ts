@@ -21,6 +21,7 @@
 // open, naming the file, offset and index.
 
 import type { Entry, HardState } from '../raft/types.js';
+import { checksumBytes } from './crc.js';
 import { StorageInvariantError, WalClosedError, WalCorruptionError, WalIdentityError, WalWriteError } from './errors.js';
 import { type FileHandle, type FileSystem, joinPath } from './fs.js';
 import {
@@ -153,6 +154,8 @@ export class Wal {
   private syncing = false;
   private failure: Error | undefined;
   private closed = false;
+  /** The buffer entries are read back into (one per log: reads are frequent and short). */
+  private readBuffer: Uint8Array | undefined;
   /** Read handles of segments, opened on demand. */
   private readers = new Map<number, FileHandle>();
   /** The last entry index written (synced or not), the hard state and snapshot marker last written. */
@@ -648,7 +651,8 @@ export class Wal {
       let sealed = false;
       let stopped = false;
       const s = seq;
-      scanOpen(this.fs, this.reader(s), READ_CHUNK_BYTES, (payload, at) => {
+      this.readBuffer ??= checksumBytes(READ_CHUNK_BYTES);
+      scanOpen(this.fs, this.reader(s), this.readBuffer, (payload, at) => {
         if (payload[0] === RECORD_SEAL) {
           sealed = true;
           return false;
