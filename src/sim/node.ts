@@ -156,6 +156,8 @@ export class SimNode {
   /** Complete disk operations at once (while the member is being created), instead of after the disk's latency. */
   private diskImmediate = false;
   private readonly coreStorage: CoreStorageView;
+  /** Opens (recovers) the storage on this node's disk, in 'wal' mode. A StorageError here is a storage bug the run reports. */
+  private readonly openDisk: (() => DiskStorage) | undefined;
   raw: RawNode | undefined;
   sm: KvStateMachine;
   /** The configuration as of appliedIndex. */
@@ -187,30 +189,21 @@ export class SimNode {
     this.coreStorage = new CoreStorageView(this, () => {
       if (this.up && this.raw && !this.raw.readyInFlight) this.takeSnapshot(false);
     });
-    if (params.storage.mode === 'wal') {
+    const p = params.storage;
+    if (p.mode === 'wal') {
       this.disk = new MemoryFileSystem({
         defer: (complete) => (this.diskImmediate ? complete() : this.host.scheduleDisk(this, complete)),
       });
+      this.openDisk = () =>
+        DiskStorage.open({ fs: this.disk!, dir: '/data', clusterId: 'sim', memberId: id, segmentBytes: p.segmentBytes, cacheBytes: p.cacheBytes });
       this.storage = this.openDisk();
     } else {
       this.disk = undefined;
+      this.openDisk = undefined;
       this.storage = new MemoryStorage();
     }
   }
 
-  /** Opens (recovers) the storage on this node's disk. A StorageError here is a storage bug the run reports. */
-  private openDisk(): DiskStorage {
-    const p = this.params.storage;
-    if (p.mode !== 'wal') throw new Error('openDisk in memory mode');
-    return DiskStorage.open({
-      fs: this.disk!,
-      dir: '/data',
-      clusterId: 'sim',
-      memberId: this.id,
-      segmentBytes: p.segmentBytes,
-      cacheBytes: p.cacheBytes,
-    });
-  }
 
   /** Starts (or restarts) the node from what its disk holds. */
   start(initialVoters: readonly NodeId[] | undefined): void {
@@ -222,14 +215,12 @@ export class SimNode {
         this.storage.append(entries);
         this.storage.setHardState(hardState);
       } else {
-        let done = false;
+        // Synchronously: the disk completes at once while diskImmediate is set.
         this.diskImmediate = true;
         (this.storage as DiskStorage).save({ entries, hardState }, (err) => {
           if (err) throw err;
-          done = true;
         });
         this.diskImmediate = false;
-        if (!done) throw new Error(`node ${this.id}: the bootstrap write did not complete`);
       }
     }
     const snap = this.storage.latestSnapshot();
@@ -263,7 +254,7 @@ export class SimNode {
   crash(torn: boolean, rng: Random): number {
     const rd = this.persisting;
     let kept = 0;
-    if (this.disk) {
+    if (this.disk && this.openDisk) {
       this.disk.crash(torn ? { unsynced: 'torn', random: () => rng.float() } : { unsynced: 'none' });
       // Recovery happens here rather than at the restart: nothing touches
       // the disk in between, and the checker learns now what survived.
