@@ -249,7 +249,7 @@ export function pickSwarm(o: SimOptions): Swarm {
     // and reads from disk happen in every run.
     storage:
       (o.storage ?? 'wal') === 'wal'
-        ? { mode: 'wal', segmentBytes: r('segment').pick([2048, 8192, 65536]), cacheBytes: r('cache').pick([512, 8192, 1 << 20]) }
+        ? { mode: 'wal', segmentBytes: r('segment').pick([2048, 8192, 65536]), cacheBytes: r('cache').pick([512, 8192, 65536]) }
         : { mode: 'memory' },
   };
 }
