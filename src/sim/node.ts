@@ -92,7 +92,6 @@ export type StorageParams =
 /** What the node and the checker use of either kind of storage. */
 export interface NodeStorage extends Storage {
   snapshotIndex(): number;
-  latestSnapshot(): Snapshot;
   createSnapshot(i: number, confState: ConfState, data: Uint8Array): Snapshot;
   compact(compactIndex: number): void;
 }
@@ -223,7 +222,8 @@ export class SimNode {
         this.diskImmediate = false;
       }
     }
-    const snap = this.storage.latestSnapshot();
+    // The storage itself, not the core's view: asking it has no side effect.
+    const snap = this.storage.snapshot();
     this.raw = new RawNode({
       id: this.id,
       electionTick: this.params.electionTick,

@@ -392,10 +392,6 @@ export class DiskStorage implements Storage {
     return this.snap;
   }
 
-  latestSnapshot(): Snapshot {
-    return this.snap;
-  }
-
   snapshotIndex(): number {
     return this.snap.metadata.index;
   }
@@ -516,11 +512,6 @@ export class DiskStorage implements Storage {
   /** The cluster and member this data belongs to (undefined for an empty directory opened read-only). */
   get identity(): { readonly clusterId: string; readonly memberId: number } | undefined {
     return this.wal.identity;
-  }
-
-  /** Whether writes are waiting or being synced. */
-  get busy(): boolean {
-    return this.wal.busy;
   }
 
   segmentFiles(): readonly string[] {

@@ -172,8 +172,4 @@ export class LogIndex {
     return { index: start, position: this.extentPositions[e]!, extentEnd };
   }
 
-  /** Rough bytes of memory held, for tests of the memory bound. */
-  footprint(): number {
-    return 8 * (this.runStarts.length * 2 + this.extentStarts.length * 2 + this.sparse.length);
-  }
 }

@@ -530,11 +530,6 @@ export class Wal {
     if (!this.syncing) this.flush();
   }
 
-  /** Whether batches are waiting or a sync is running. */
-  get busy(): boolean {
-    return this.syncing || this.queue.length > 0;
-  }
-
   private static estimate(batch: WalBatch): number {
     let n = 256;
     for (const e of batch.entries) n += FRAME_HEADER_BYTES + padded(18 + e.data.byteLength);
