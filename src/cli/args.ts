@@ -20,10 +20,20 @@ export interface FlagSpec {
 
 export type FlagValues = Record<string, string | number | boolean | undefined>;
 
-export function parseFlags(argv: readonly string[], specs: Readonly<Record<string, FlagSpec>>, command: string): FlagValues {
+/**
+ * `singleDash` also accepts -name (Go's flag package, which etcd uses,
+ * takes both forms, and etcd's documentation uses either).
+ */
+export function parseFlags(
+  argv: readonly string[],
+  specs: Readonly<Record<string, FlagSpec>>,
+  command: string,
+  singleDash = false,
+): FlagValues {
   const out: FlagValues = {};
   for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]!;
+    let arg = argv[i]!;
+    if (singleDash && /^-[a-z]/.test(arg)) arg = `-${arg}`;
     if (!arg.startsWith('--')) throw new UsageError(`${command}: unexpected argument "${arg}"`);
     const eq = arg.indexOf('=');
     const name = eq >= 0 ? arg.slice(2, eq) : arg.slice(2);

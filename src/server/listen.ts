@@ -1,0 +1,95 @@
+// One port, two protocols, as etcd's client URL serves both gRPC (HTTP/2)
+// and plain HTTP/1.1 (/metrics, /health, /ui) through cmux: each accepted
+// connection is routed by its first bytes. An HTTP/2 client opens with the
+// fixed connection preface "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" (RFC 9113
+// §3.4); anything else is handed to the HTTP/1.1 server.
+
+import * as http from 'node:http';
+import type * as http2 from 'node:http2';
+import * as net from 'node:net';
+
+const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+
+export interface ClientListener {
+  readonly url: URL;
+  /** The port actually bound (useful when the URL asked for port 0). */
+  readonly port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Listens on `url`'s host and port; HTTP/2 connections go to `h2`, HTTP/1.x
+ * ones to `h1`. The servers are used for their protocol handling only: they
+ * never listen themselves.
+ */
+export async function listenClient(url: URL, h2: http2.Http2Server, h1: http.Server): Promise<ClientListener> {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    route(socket, h2, h1);
+  });
+  const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(Number(url.port), host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        for (const s of sockets) s.destroy();
+      }),
+  };
+}
+
+/** Reads until the first bytes decide the protocol, puts them back and hands the socket over. */
+function route(socket: net.Socket, h2: http2.Http2Server, h1: http.Server): void {
+  let head: Buffer = Buffer.alloc(0);
+  const onData = (chunk: Buffer): void => {
+    head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
+    const n = Math.min(head.length, PREFACE.length);
+    const isH2 = head.subarray(0, n).equals(PREFACE.subarray(0, n));
+    if (isH2 && head.length < PREFACE.length) return; // not decided yet
+    socket.off('data', onData);
+    socket.off('error', onError);
+    socket.pause();
+    socket.unshift(head);
+    // http2 feeds a socket's buffered bytes to its session and then consumes
+    // the handle natively (resuming the JS stream would steal data from it);
+    // http reads through the JS stream, which must flow again.
+    if (isH2) {
+      h2.emit('connection', socket);
+    } else {
+      h1.emit('connection', socket);
+      socket.resume();
+    }
+  };
+  const onError = (): void => {
+    socket.destroy();
+  };
+  socket.on('data', onData);
+  socket.on('error', onError);
+}
+
+/** An HTTP/1.1 server that answers only the routes given, 404 otherwise. */
+export function httpRoutes(routes: Record<string, (req: http.IncomingMessage, res: http.ServerResponse) => void | Promise<void>>): http.Server {
+  return http.createServer((req, res) => {
+    const path = new URL(req.url ?? '/', 'http://x').pathname;
+    const handler = routes[path] ?? Object.entries(routes).find(([p]) => p.endsWith('/') && path.startsWith(p))?.[1];
+    if (!handler) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end(`404 page not found: ${path}\n`);
+      return;
+    }
+    Promise.resolve(handler(req, res)).catch((e: unknown) => {
+      if (!res.headersSent) res.writeHead(500, { 'content-type': 'text/plain' });
+      res.end(`internal error: ${e instanceof Error ? e.message : String(e)}\n`);
+    });
+  });
+}
