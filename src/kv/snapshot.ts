@@ -1,0 +1,209 @@
+// The key-value state as bytes: the Raft snapshot of the store, and the
+// hashes members compare to detect divergence.
+//
+// Format, version 1 (integers are varints, see codec.ts):
+//   "RKVS" | u8 version | revision | compact revision (signed) | log clock (ms)
+//   | key count | per key, in ascending key order:
+//       key | version count | per version, oldest first:
+//         main | sub | u8 flags (1: tombstone, 2: lease follows)
+//         | (live only) create revision | version | value | (flag 2) i64 lease
+//   | the session table (sessions.ts) | u32 CRC32C of everything before it.
+//
+// Deterministic: the same state gives the same bytes (keys in order, sessions
+// in order of last use, which every member shares).
+
+import { crc32c } from '../storage/crc.js';
+import { CodecError, Reader, Writer } from './codec.js';
+import { KvSnapshotError } from './errors.js';
+import { KeyHistory, type MvccStore, NO_LEASE, type Version } from './mvcc.js';
+import { type Session, SessionTable } from './sessions.js';
+
+const MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
+const VERSION = 1;
+
+const TOMBSTONE = 1;
+const HAS_LEASE = 2;
+
+/** Flush a streaming encoder's buffer into the hash beyond this many bytes. */
+const CHUNK = 1 << 16;
+
+function writeVersion(w: Writer, v: Version): void {
+  w.uvarint(v.main);
+  w.uvarint(v.sub);
+  if (v.value === null) {
+    w.u8(TOMBSTONE);
+    return;
+  }
+  const hasLease = v.lease !== NO_LEASE;
+  w.u8(hasLease ? HAS_LEASE : 0);
+  w.uvarint(v.create);
+  w.uvarint(v.version);
+  w.latin1(v.value);
+  if (hasLease) w.i64(v.lease);
+}
+
+/** Writes every key with its whole history, as a snapshot holds them. */
+function writeKeys(store: MvccStore, w: Writer, flush?: () => void): void {
+  w.uvarint(store.historyCount);
+  store.forEach((h) => {
+    w.latin1(h.key);
+    w.uvarint(h.versions.length);
+    for (const v of h.versions) writeVersion(w, v);
+    if (flush !== undefined && w.pos > CHUNK) flush();
+  });
+}
+
+function writeHeader(w: Writer, store: MvccStore, clock: number): void {
+  for (const b of MAGIC) w.u8(b);
+  w.u8(VERSION);
+  w.uvarint(store.currentRevision);
+  w.svarint(store.compactRevision);
+  w.uvarint(clock);
+}
+
+export function encodeSnapshot(store: MvccStore, sessions: SessionTable, clock: number): Uint8Array {
+  const w = new Writer(Math.min(1 << 30, Math.max(1024, store.sizeBytes)));
+  writeHeader(w, store, clock);
+  writeKeys(store, w);
+  sessions.encode(w);
+  w.u32(crc32c(w.written()));
+  return w.finish();
+}
+
+/** A CRC32C of the whole state (what encodeSnapshot would write), without holding it in memory. */
+export function hashState(store: MvccStore, sessions: SessionTable, clock: number): number {
+  const w = new Writer(CHUNK * 2);
+  let crc = 0;
+  const flush = () => {
+    crc = crc32c(w.written(), crc);
+    w.reset();
+  };
+  writeHeader(w, store, clock);
+  writeKeys(store, w, flush);
+  sessions.encode(w);
+  flush();
+  return crc;
+}
+
+/**
+ * A CRC32C of the key-value history up to revision `rev` and the compact
+ * revision (the role of etcd's HashKV): members that applied the same log
+ * agree on it at every revision they both have, whatever they applied since,
+ * as long as neither has compacted past the other's (compare the compact
+ * revisions too, as etcd's clients do). The caller checks `rev`.
+ */
+export function hashKV(store: MvccStore, rev: number): number {
+  const w = new Writer(CHUNK * 2);
+  let crc = 0;
+  const flush = () => {
+    crc = crc32c(w.written(), crc);
+    w.reset();
+  };
+  w.uvarint(rev);
+  w.svarint(store.compactRevision);
+  // Only what was written by `rev`: the same bytes on a member that has applied more since.
+  store.forEach((h) => {
+    let n = 0;
+    while (n < h.versions.length && h.versions[n]!.main <= rev) n++;
+    if (n === 0) return;
+    w.latin1(h.key);
+    w.uvarint(n);
+    for (let i = 0; i < n; i++) writeVersion(w, h.versions[i]!);
+    if (w.pos > CHUNK) flush();
+  });
+  flush();
+  return crc;
+}
+
+export interface DecodedSnapshot {
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly clock: number;
+  readonly histories: KeyHistory[];
+  readonly sessions: Map<string, Session>;
+}
+
+/** Parses and checks a snapshot; throws KvSnapshotError if it is damaged or of another format. */
+export function decodeSnapshot(data: Uint8Array): DecodedSnapshot {
+  if (data.length < MAGIC.length + 1 + 4) throw new KvSnapshotError(`${data.length} bytes is too short for a snapshot`);
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (data[i] !== MAGIC[i]) throw new KvSnapshotError('not a raftkv key-value snapshot (bad magic)');
+  }
+  if (data[MAGIC.length] !== VERSION) {
+    throw new KvSnapshotError(`unsupported snapshot format version ${data[MAGIC.length]} (this build reads version ${VERSION})`);
+  }
+  const body = data.length - 4;
+  const stored = new DataView(data.buffer, data.byteOffset + body, 4).getUint32(0, true);
+  const actual = crc32c(data.subarray(0, body));
+  if (stored !== actual) {
+    throw new KvSnapshotError(`checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)}): the snapshot is damaged`);
+  }
+  try {
+    return parse(new Reader(data, MAGIC.length + 1, body));
+  } catch (e) {
+    if (e instanceof CodecError || e instanceof SnapshotFormatError) throw new KvSnapshotError(e.message);
+    throw e;
+  }
+}
+
+class SnapshotFormatError extends Error {}
+
+function check(ok: boolean, what: () => string): void {
+  if (!ok) throw new SnapshotFormatError(what());
+}
+
+function parse(r: Reader): DecodedSnapshot {
+  const revision = r.uvarint();
+  const compactRevision = r.svarint();
+  const clock = r.uvarint();
+  check(revision >= 1, () => `revision ${revision} < 1`);
+  check(compactRevision >= -1 && compactRevision <= revision, () => `compact revision ${compactRevision} outside -1..${revision}`);
+
+  const histories: KeyHistory[] = [];
+  let prevKey: string | undefined;
+  for (let n = r.count(2), i = 0; i < n; i++) {
+    const key = r.latin1();
+    check(key.length > 0, () => 'empty key');
+    check(prevKey === undefined || key > prevKey, () => 'keys out of order');
+    prevKey = key;
+    const versions: Version[] = [];
+    for (let m = r.count(3), j = 0; j < m; j++) {
+      const v = readVersion(r);
+      const prev = versions[versions.length - 1];
+      check(v.main >= 1 && v.main <= revision, () => `version at revision ${v.main} outside 1..${revision}`);
+      check(prev === undefined || v.main > prev.main || (v.main === prev.main && v.sub > prev.sub), () => 'versions out of order');
+      if (v.value === null) {
+        check(prev !== undefined && prev.value !== null, () => 'a tombstone of an absent key');
+      } else if (prev === undefined) {
+        check(v.create >= 1 && v.create <= v.main && v.version >= 1, () => 'bad create revision or version');
+      } else if (prev.value === null) {
+        check(v.create === v.main && v.version === 1, () => 'a new generation not starting at version 1');
+      } else {
+        check(v.create === prev.create && v.version === prev.version + 1, () => 'versions of a generation do not follow');
+      }
+      versions.push(v);
+    }
+    check(versions.length > 0, () => 'a key with no versions');
+    histories.push(new KeyHistory(key, versions));
+  }
+  const sessions = SessionTable.decode(r);
+  check(r.remaining === 0, () => `${r.remaining} unexpected bytes after the session table`);
+  return { revision, compactRevision, clock, histories, sessions };
+}
+
+function readVersion(r: Reader): Version {
+  const main = r.uvarint();
+  const sub = r.uvarint();
+  const flags = r.u8();
+  check((flags & ~(TOMBSTONE | HAS_LEASE)) === 0 && flags !== (TOMBSTONE | HAS_LEASE), () => `bad version flags ${flags}`);
+  if (flags === TOMBSTONE) return { main, sub, value: null, create: 0, version: 0, lease: NO_LEASE };
+  const create = r.uvarint();
+  const version = r.uvarint();
+  const value = r.latin1();
+  const lease = (flags & HAS_LEASE) !== 0 ? r.i64() : NO_LEASE;
+  return { main, sub, value, create, version, lease };
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
