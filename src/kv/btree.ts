@@ -1,10 +1,11 @@
-// An ordered map from string keys to values: a B+tree whose leaves are
-// chained for range scans, the role etcd's in-memory index (a google/btree of
-// keyIndex) plays in server/storage/mvcc/index.go. Keys are one-byte strings
+// An ordered set of string keys: a B+tree whose leaves are chained for range
+// scans, the ordering half of etcd's in-memory index (a google/btree of
+// keyIndex, server/storage/mvcc/index.go); the store keeps each key's
+// history in a hash map beside it. Keys are one-byte strings
 // (bytesToLatin1), so JavaScript's string order is the bytes' order.
 //
-// Lookups and inserts are O(log n); a scan from a key costs O(log n) to find
-// the first leaf and then O(1) per entry. There is no single-key delete: the
+// Inserts are O(log n); a scan from a key costs O(log n) to find the first
+// leaf and then O(1) per key. There is no single-key delete: the
 // store removes keys only when compaction drops their whole history, and then
 // rebuilds the tree from the survivors in one O(n) pass (compaction is a full
 // pass anyway).
@@ -12,23 +13,20 @@
 /** Entries per leaf and children per inner node. */
 const ORDER = 64;
 
-class Leaf<V> {
-  next: Leaf<V> | null = null;
-  constructor(
-    public keys: string[],
-    public vals: V[],
-  ) {}
+class Leaf {
+  next: Leaf | null = null;
+  constructor(public keys: string[]) {}
 }
 
-class Inner<V> {
+class Inner {
   constructor(
     /** keys[i] separates children[i] (keys < keys[i]) from children[i + 1] (keys >= keys[i]). */
     public keys: string[],
-    public children: Node<V>[],
+    public children: Node[],
   ) {}
 }
 
-type Node<V> = Leaf<V> | Inner<V>;
+type Node = Leaf | Inner;
 
 /** The number of keys in `keys` that are <= key. */
 function upperBound(keys: readonly string[], key: string): number {
@@ -54,20 +52,17 @@ function lowerBound(keys: readonly string[], key: string): number {
   return lo;
 }
 
-export class BTree<V> {
-  private root: Node<V> = new Leaf<V>([], []);
+export class BTree {
+  private root: Node = new Leaf([]);
   private count = 0;
 
   get size(): number {
     return this.count;
   }
 
-  /**
-   * Inserts a key that is not in the tree (the caller knows: it keeps a hash
-   * map beside the tree for point lookups).
-   */
-  insert(key: string, val: V): void {
-    const path: Inner<V>[] = [];
+  /** Inserts a key that is not in the set (the caller knows: its hash map has no entry). */
+  insert(key: string): void {
+    const path: Inner[] = [];
     const slots: number[] = [];
     let node = this.root;
     while (node instanceof Inner) {
@@ -79,7 +74,6 @@ export class BTree<V> {
     const leaf = node;
     const at = lowerBound(leaf.keys, key);
     leaf.keys.splice(at, 0, key);
-    leaf.vals.splice(at, 0, val);
     this.count++;
     if (leaf.keys.length <= ORDER) return;
 
@@ -87,11 +81,11 @@ export class BTree<V> {
     // leaves the full leaf full and starts a new one, so sequential inserts
     // fill leaves completely instead of half.
     const cut = at === ORDER && leaf.next === null ? ORDER : ORDER >>> 1;
-    const right = new Leaf<V>(leaf.keys.splice(cut), leaf.vals.splice(cut));
+    const right = new Leaf(leaf.keys.splice(cut));
     right.next = leaf.next;
     leaf.next = right;
     let sep = right.keys[0]!;
-    let child: Node<V> = right;
+    let child: Node = right;
     for (let d = path.length - 1; d >= 0; d--) {
       const parent = path[d]!;
       const i = slots[d]!;
@@ -101,87 +95,78 @@ export class BTree<V> {
       const half = parent.children.length >>> 1;
       // keys[half - 1] moves up; the right node takes the keys after it.
       const upKey = parent.keys[half - 1]!;
-      const sibling = new Inner<V>(parent.keys.splice(half), parent.children.splice(half));
+      const sibling = new Inner(parent.keys.splice(half), parent.children.splice(half));
       parent.keys.pop();
       sep = upKey;
       child = sibling;
     }
-    this.root = new Inner<V>([sep], [this.root, child]);
+    this.root = new Inner([sep], [this.root, child]);
   }
 
-  get(key: string): V | undefined {
+  has(key: string): boolean {
     let node = this.root;
     while (node instanceof Inner) node = node.children[upperBound(node.keys, key)]!;
-    const i = lowerBound(node.keys, key);
-    return node.keys[i] === key ? node.vals[i] : undefined;
+    return node.keys[lowerBound(node.keys, key)] === key;
   }
 
   /**
-   * Calls `visit` for each entry with from <= key < to (to undefined: no
+   * Calls `visit` for each key with from <= key < to (to undefined: no
    * upper bound), in ascending order, until it returns false.
    */
-  scan(from: string, to: string | undefined, visit: (key: string, val: V) => boolean): void {
+  scan(from: string, to: string | undefined, visit: (key: string) => boolean): void {
     let node = this.root;
     while (node instanceof Inner) node = node.children[upperBound(node.keys, from)]!;
-    let leaf: Leaf<V> | null = node;
+    let leaf: Leaf | null = node;
     let i = lowerBound(leaf.keys, from);
     while (leaf !== null) {
       const keys = leaf.keys;
-      const vals = leaf.vals;
       for (; i < keys.length; i++) {
         const k = keys[i]!;
         if (to !== undefined && k >= to) return;
-        if (!visit(k, vals[i]!)) return;
+        if (!visit(k)) return;
       }
       leaf = leaf.next;
       i = 0;
     }
   }
 
-  /** Every entry in ascending order. */
-  forEach(visit: (key: string, val: V) => void): void {
-    for (let leaf: Leaf<V> | null = this.firstLeaf(); leaf !== null; leaf = leaf.next) {
-      const keys = leaf.keys;
-      const vals = leaf.vals;
-      for (let i = 0; i < keys.length; i++) visit(keys[i]!, vals[i]!);
+  /** Every key in ascending order. */
+  forEach(visit: (key: string) => void): void {
+    for (let leaf: Leaf | null = this.firstLeaf(); leaf !== null; leaf = leaf.next) {
+      for (const k of leaf.keys) visit(k);
     }
   }
 
-  /** Keeps only the entries for which `keep` is true; O(n). */
-  retain(keep: (key: string, val: V) => boolean): void {
+  /** Keeps only the keys for which `keep` is true; O(n). */
+  retain(keep: (key: string) => boolean): void {
     const keys: string[] = [];
-    const vals: V[] = [];
-    this.forEach((k, v) => {
-      if (keep(k, v)) {
-        keys.push(k);
-        vals.push(v);
-      }
+    this.forEach((k) => {
+      if (keep(k)) keys.push(k);
     });
-    if (keys.length !== this.count) this.build(keys, vals);
+    if (keys.length !== this.count) this.build(keys);
   }
 
-  /** Replaces the contents with sorted, distinct `keys` and their `vals`; O(n). */
-  build(keys: readonly string[], vals: readonly V[]): void {
+  /** Replaces the contents with sorted, distinct `keys`; O(n). */
+  build(keys: readonly string[]): void {
     this.count = keys.length;
     // Leaves three-quarters full: room for inserts before the first splits.
     const per = (ORDER * 3) >>> 2;
-    let level: Node<V>[] = [];
+    let level: Node[] = [];
     let firstKeys: string[] = [];
-    let prev: Leaf<V> | null = null;
+    let prev: Leaf | null = null;
     for (let i = 0; i < keys.length || level.length === 0; i += per) {
-      const leaf = new Leaf<V>(keys.slice(i, i + per), vals.slice(i, i + per));
+      const leaf = new Leaf(keys.slice(i, i + per));
       if (prev) prev.next = leaf;
       prev = leaf;
       level.push(leaf);
       firstKeys.push(leaf.keys[0] ?? '');
     }
     while (level.length > 1) {
-      const up: Node<V>[] = [];
+      const up: Node[] = [];
       const upFirst: string[] = [];
       for (let i = 0; i < level.length; i += per) {
         const children = level.slice(i, i + per);
-        const seps = firstKeys.slice(i + 1, i + children.length);
-        up.push(new Inner<V>(seps, children));
+        up.push(new Inner(firstKeys.slice(i + 1, i + children.length), children));
         upFirst.push(firstKeys[i]!);
       }
       level = up;
@@ -190,7 +175,7 @@ export class BTree<V> {
     this.root = level[0]!;
   }
 
-  private firstLeaf(): Leaf<V> {
+  private firstLeaf(): Leaf {
     let node = this.root;
     while (node instanceof Inner) node = node.children[0]!;
     return node;

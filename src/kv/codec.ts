@@ -142,7 +142,8 @@ export class Writer {
 
 export class Reader {
   pos: number;
-  private readonly view: DataView;
+  /** Made on first use: most reads (a put's command) need none. */
+  private dataView: DataView | undefined;
 
   constructor(
     readonly buf: Uint8Array,
@@ -150,7 +151,10 @@ export class Reader {
     readonly end = buf.length,
   ) {
     this.pos = start;
-    this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  }
+
+  private get view(): DataView {
+    return (this.dataView ??= new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength));
   }
 
   get remaining(): number {

@@ -3,7 +3,8 @@
 // Field order is fixed per message; the format's version is the enclosing
 // command's or snapshot's.
 //
-// Decoded `bytes` fields are views into the buffer decoded from, not copies.
+// Decoded request `bytes` fields are views into the buffer decoded from, not
+// copies; decoded responses own their bytes.
 // Response headers carry only the revision: cluster id, member id and term
 // are the serving member's to fill (etcd's header.fill), and are zero here.
 
@@ -299,13 +300,14 @@ function writeKeyValue(w: Writer, kv: KeyValue): void {
   w.i64(kv.lease);
 }
 
+/** Keys and values come back as Buffer copies, as the store hands them out (mvcc.toKeyValue). */
 function readKeyValue(r: Reader): KeyValue {
   return {
-    key: r.bytes(),
+    key: Buffer.from(r.bytesView()),
     createRevision: r.svarint(),
     modRevision: r.svarint(),
     version: r.svarint(),
-    value: r.bytes(),
+    value: Buffer.from(r.bytesView()),
     lease: r.i64(),
   };
 }

@@ -31,39 +31,50 @@ export interface Version {
 }
 
 /**
- * A key and its history, oldest first. A put after a tombstone starts a new
- * generation (create = its revision, version 1), as etcd's keyIndex does.
+ * A key's history: its versions and tombstones, oldest first, never empty.
+ * Most keys have one version, held alone (an array costs more than the
+ * version itself); a second version turns it into an array. A put after a
+ * tombstone starts a new generation (create = its revision, version 1), as
+ * etcd's keyIndex does.
  */
-export class KeyHistory {
-  constructor(
-    readonly key: string,
-    readonly versions: Version[] = [],
-  ) {}
+export type History = Version | Version[];
 
-  get latest(): Version | undefined {
-    return this.versions[this.versions.length - 1];
-  }
+export function latestOf(h: History): Version {
+  return Array.isArray(h) ? h[h.length - 1]! : h;
+}
 
-  /** The live version visible at `rev`, or undefined (absent or deleted then). */
-  at(rev: number): Version | undefined {
-    const vs = this.versions;
-    let i = vs.length - 1;
-    if (i < 0) return undefined;
-    if (vs[i]!.main > rev) {
+/** The versions of a history, oldest first. */
+export function versionsOf(h: History): readonly Version[] {
+  return Array.isArray(h) ? h : [h];
+}
+
+/** The live version visible at `rev`, or undefined (absent or deleted then). */
+export function visibleAt(h: History, rev: number): Version | undefined {
+  let v: Version;
+  if (!Array.isArray(h)) {
+    v = h;
+    if (v.main > rev) return undefined;
+  } else {
+    let i = h.length - 1;
+    if (h[i]!.main > rev) {
       // Binary search for the last version with main <= rev.
       let lo = 0;
       let hi = i;
       while (lo < hi) {
         const mid = (lo + hi) >>> 1;
-        if (vs[mid]!.main <= rev) lo = mid + 1;
+        if (h[mid]!.main <= rev) lo = mid + 1;
         else hi = mid;
       }
       i = lo - 1;
       if (i < 0) return undefined;
     }
-    const v = vs[i]!;
-    return v.value === null ? undefined : v;
+    v = h[i]!;
   }
+  return v.value === null ? undefined : v;
+}
+
+function versionBytes(key: string, v: Version): number {
+  return key.length + (v.value === null ? 0 : v.value.length) + VERSION_OVERHEAD;
 }
 
 /** Bytes a version costs beyond its key and value, for the size estimate (boltdb's key and proto framing). */
@@ -102,8 +113,8 @@ export function bounds(key: string, rangeEnd: string): Bounds {
 }
 
 export class MvccStore {
-  private readonly index = new Map<string, KeyHistory>();
-  private readonly order = new BTree<KeyHistory>();
+  private readonly index = new Map<string, History>();
+  private readonly order = new BTree();
   /** The revision of the last write transaction that changed something; 1 in an empty store. */
   private rev = 1;
   /**
@@ -137,8 +148,10 @@ export class MvccStore {
     return this.index.size;
   }
 
-  history(key: string): KeyHistory | undefined {
-    return this.index.get(key);
+  /** The key's live version at `rev`, or undefined. */
+  get(key: string, rev: number): Version | undefined {
+    const h = this.index.get(key);
+    return h === undefined ? undefined : visibleAt(h, rev);
   }
 
   /**
@@ -147,12 +160,13 @@ export class MvccStore {
    */
   visit(b: Bounds, rev: number, visit: (key: string, v: Version) => boolean): void {
     if (b.end === undefined) {
-      const v = this.index.get(b.key)?.at(rev);
+      const v = this.get(b.key, rev);
       if (v !== undefined) visit(b.key, v);
       return;
     }
-    this.order.scan(b.key, b.end === '' ? undefined : b.end, (key, h) => {
-      const v = h.at(rev);
+    const index = this.index;
+    this.order.scan(b.key, b.end === '' ? undefined : b.end, (key) => {
+      const v = visibleAt(index.get(key)!, rev);
       return v === undefined ? true : visit(key, v);
     });
   }
@@ -164,18 +178,21 @@ export class MvccStore {
 
   /** Records a version (a WriteTxn's change). */
   append(key: string, v: Version): void {
-    let h = this.index.get(key);
+    const h = this.index.get(key);
+    let wasLive = false;
     if (h === undefined) {
-      h = new KeyHistory(key);
-      this.index.set(key, h);
-      this.order.insert(key, h);
+      this.index.set(key, v);
+      this.order.insert(key);
+    } else if (Array.isArray(h)) {
+      wasLive = h[h.length - 1]!.value !== null;
+      h.push(v);
+    } else {
+      wasLive = h.value !== null;
+      this.index.set(key, [h, v]);
     }
-    const before = h.latest;
-    const wasLive = before !== undefined && before.value !== null;
-    h.versions.push(v);
     const isLive = v.value !== null;
     if (isLive !== wasLive) this.live += isLive ? 1 : -1;
-    this.bytes += key.length + (v.value?.length ?? 0) + VERSION_OVERHEAD;
+    this.bytes += versionBytes(key, v);
   }
 
   /** Ends a write transaction: the revision moves on if it changed something. */
@@ -194,45 +211,56 @@ export class MvccStore {
     this.compacted = rev;
     let removed = false;
     this.index.forEach((h, key) => {
-      const vs = h.versions;
-      if (vs[0]!.main > rev) return;
+      if (!Array.isArray(h)) {
+        if (h.main <= rev && h.value === null) {
+          this.bytes -= versionBytes(key, h);
+          this.index.delete(key);
+          removed = true;
+        }
+        return;
+      }
+      if (h[0]!.main > rev) return;
       // The last version at or below rev.
       let i = 0;
-      while (i + 1 < vs.length && vs[i + 1]!.main <= rev) i++;
-      const drop = vs[i]!.value === null ? i + 1 : i;
+      while (i + 1 < h.length && h[i + 1]!.main <= rev) i++;
+      const drop = h[i]!.value === null ? i + 1 : i;
       if (drop === 0) return;
-      for (let j = 0; j < drop; j++) this.bytes -= key.length + (vs[j]!.value?.length ?? 0) + VERSION_OVERHEAD;
-      vs.splice(0, drop);
-      if (vs.length === 0) {
+      for (let j = 0; j < drop; j++) this.bytes -= versionBytes(key, h[j]!);
+      if (drop === h.length) {
         this.index.delete(key);
         removed = true;
+      } else if (drop === h.length - 1) {
+        this.index.set(key, h[drop]!);
+      } else {
+        h.splice(0, drop);
       }
     });
     if (removed) this.order.retain((key) => this.index.has(key));
   }
 
   /** Every key with its history, in key order (for snapshots and hashes). */
-  forEach(visit: (h: KeyHistory) => void): void {
-    this.order.forEach((_, h) => visit(h));
+  forEach(visit: (key: string, h: History) => void): void {
+    const index = this.index;
+    this.order.forEach((key) => visit(key, index.get(key)!));
   }
 
   /**
-   * Replaces the contents (restoring a snapshot). `histories` must be in
-   * strictly ascending key order, each non-empty and ascending in revision.
+   * Replaces the contents (restoring a snapshot): `keys` in strictly
+   * ascending order, each with its history.
    */
-  load(histories: KeyHistory[], rev: number, compacted: number): void {
+  load(keys: string[], histories: History[], rev: number, compacted: number): void {
     this.index.clear();
     let live = 0;
     let bytes = 0;
-    for (const h of histories) {
-      this.index.set(h.key, h);
-      if (h.latest!.value !== null) live++;
-      for (const v of h.versions) bytes += h.key.length + (v.value?.length ?? 0) + VERSION_OVERHEAD;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const h = histories[i]!;
+      this.index.set(key, h);
+      if (latestOf(h).value !== null) live++;
+      if (Array.isArray(h)) for (const v of h) bytes += versionBytes(key, v);
+      else bytes += versionBytes(key, h);
     }
-    this.order.build(
-      histories.map((h) => h.key),
-      histories,
-    );
+    this.order.build(keys);
     this.rev = rev;
     this.compacted = compacted;
     this.live = live;
@@ -264,7 +292,7 @@ export class WriteTxn {
 
   /** The key's live version as the transaction sees it. */
   get(key: string): Version | undefined {
-    return this.store.history(key)?.at(this.readRevision);
+    return this.store.get(key, this.readRevision);
   }
 
   /** Writes a version of `key` and returns it (etcd's storeTxnWrite.put). */

@@ -298,7 +298,7 @@ function forEachOnPath(t: TxnRequest, path: TxnPath, visit: (op: RequestOp) => v
 /** etcd's checkRequestPut, against the store as the txn found it. */
 function checkPut(store: MvccStore, rev: number, p: PutRequest): void {
   if (p.ignoreValue || p.ignoreLease) {
-    if (store.history(bytesToLatin1(p.key))?.at(rev) === undefined) throw etcdError('KEY_NOT_FOUND');
+    if (store.get(bytesToLatin1(p.key), rev) === undefined) throw etcdError('KEY_NOT_FOUND');
   }
   checkLease(p.lease);
 }
@@ -342,7 +342,7 @@ function existsAfter(store: MvccStore, rev: number, writes: readonly ({ put: str
       return false;
     }
   }
-  return store.history(key)?.at(rev) !== undefined;
+  return store.get(key, rev) !== undefined;
 }
 
 function covers(b: Bounds, key: string): boolean {

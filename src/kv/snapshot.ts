@@ -15,7 +15,7 @@
 import { crc32c } from '../storage/crc.js';
 import { CodecError, Reader, Writer } from './codec.js';
 import { KvSnapshotError } from './errors.js';
-import { KeyHistory, type MvccStore, NO_LEASE, type Version } from './mvcc.js';
+import { type History, type MvccStore, NO_LEASE, type Version, versionsOf } from './mvcc.js';
 import { type Session, SessionTable } from './sessions.js';
 
 const MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
@@ -42,46 +42,63 @@ function writeVersion(w: Writer, v: Version): void {
   if (hasLease) w.i64(v.lease);
 }
 
-/** Writes every key with its whole history, as a snapshot holds them. */
-function writeKeys(store: MvccStore, w: Writer, flush?: () => void): void {
-  w.uvarint(store.historyCount);
-  store.forEach((h) => {
-    w.latin1(h.key);
-    w.uvarint(h.versions.length);
-    for (const v of h.versions) writeVersion(w, v);
-    if (flush !== undefined && w.pos > CHUNK) flush();
-  });
-}
-
-function writeHeader(w: Writer, store: MvccStore, clock: number): void {
+/**
+ * Writes the state in the snapshot format, minus the final checksum,
+ * handing the bytes to `sink` in chunks of about CHUNK bytes (each a view,
+ * valid only during the call): the state is never held in memory twice.
+ */
+function writeState(store: MvccStore, sessions: SessionTable, clock: number, sink: (chunk: Uint8Array) => void): void {
+  const w = new Writer(CHUNK + 1024);
+  const flush = () => {
+    sink(w.written());
+    w.reset();
+  };
   for (const b of MAGIC) w.u8(b);
   w.u8(VERSION);
   w.uvarint(store.currentRevision);
   w.svarint(store.compactRevision);
   w.uvarint(clock);
+  w.uvarint(store.historyCount);
+  store.forEach((key, h) => {
+    w.latin1(key);
+    if (Array.isArray(h)) {
+      w.uvarint(h.length);
+      for (const v of h) writeVersion(w, v);
+    } else {
+      w.uvarint(1);
+      writeVersion(w, h);
+    }
+    if (w.pos > CHUNK) flush();
+  });
+  sessions.encode(w);
+  flush();
 }
 
 export function encodeSnapshot(store: MvccStore, sessions: SessionTable, clock: number): Uint8Array {
-  const w = new Writer(Math.min(1 << 30, Math.max(1024, store.sizeBytes)));
-  writeHeader(w, store, clock);
-  writeKeys(store, w);
-  sessions.encode(w);
-  w.u32(crc32c(w.written()));
-  return w.finish();
+  const chunks: Uint8Array[] = [];
+  let crc = 0;
+  let size = 0;
+  writeState(store, sessions, clock, (chunk) => {
+    crc = crc32c(chunk, crc);
+    size += chunk.length;
+    chunks.push(chunk.slice());
+  });
+  const out = new Uint8Array(size + 4);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  new DataView(out.buffer).setUint32(size, crc, true);
+  return out;
 }
 
-/** A CRC32C of the whole state (what encodeSnapshot would write), without holding it in memory. */
+/** The CRC32C of the whole state (store, sessions, clock) as encodeSnapshot writes it, without building the snapshot. */
 export function hashState(store: MvccStore, sessions: SessionTable, clock: number): number {
-  const w = new Writer(CHUNK * 2);
   let crc = 0;
-  const flush = () => {
-    crc = crc32c(w.written(), crc);
-    w.reset();
-  };
-  writeHeader(w, store, clock);
-  writeKeys(store, w, flush);
-  sessions.encode(w);
-  flush();
+  writeState(store, sessions, clock, (chunk) => {
+    crc = crc32c(chunk, crc);
+  });
   return crc;
 }
 
@@ -102,13 +119,14 @@ export function hashKV(store: MvccStore, rev: number): number {
   w.uvarint(rev);
   w.svarint(store.compactRevision);
   // Only what was written by `rev`: the same bytes on a member that has applied more since.
-  store.forEach((h) => {
+  store.forEach((key, h) => {
+    const vs = versionsOf(h);
     let n = 0;
-    while (n < h.versions.length && h.versions[n]!.main <= rev) n++;
+    while (n < vs.length && vs[n]!.main <= rev) n++;
     if (n === 0) return;
-    w.latin1(h.key);
+    w.latin1(key);
     w.uvarint(n);
-    for (let i = 0; i < n; i++) writeVersion(w, h.versions[i]!);
+    for (let i = 0; i < n; i++) writeVersion(w, vs[i]!);
     if (w.pos > CHUNK) flush();
   });
   flush();
@@ -119,7 +137,8 @@ export interface DecodedSnapshot {
   readonly revision: number;
   readonly compactRevision: number;
   readonly clock: number;
-  readonly histories: KeyHistory[];
+  readonly keys: string[];
+  readonly histories: History[];
   readonly sessions: Map<string, Session>;
 }
 
@@ -159,17 +178,21 @@ function parse(r: Reader): DecodedSnapshot {
   check(revision >= 1, () => `revision ${revision} < 1`);
   check(compactRevision >= -1 && compactRevision <= revision, () => `compact revision ${compactRevision} outside -1..${revision}`);
 
-  const histories: KeyHistory[] = [];
+  const keys: string[] = [];
+  const histories: History[] = [];
   let prevKey: string | undefined;
   for (let n = r.count(2), i = 0; i < n; i++) {
     const key = r.latin1();
     check(key.length > 0, () => 'empty key');
     check(prevKey === undefined || key > prevKey, () => 'keys out of order');
     prevKey = key;
-    const versions: Version[] = [];
-    for (let m = r.count(3), j = 0; j < m; j++) {
+    const m = r.count(3);
+    check(m > 0, () => 'a key with no versions');
+    // Exact-size: a pushed-to array keeps spare capacity, which adds up over millions of keys.
+    const versions = new Array<Version>(m);
+    for (let j = 0; j < m; j++) {
       const v = readVersion(r);
-      const prev = versions[versions.length - 1];
+      const prev = j > 0 ? versions[j - 1] : undefined;
       check(v.main >= 1 && v.main <= revision, () => `version at revision ${v.main} outside 1..${revision}`);
       check(prev === undefined || v.main > prev.main || (v.main === prev.main && v.sub > prev.sub), () => 'versions out of order');
       if (v.value === null) {
@@ -181,14 +204,14 @@ function parse(r: Reader): DecodedSnapshot {
       } else {
         check(v.create === prev.create && v.version === prev.version + 1, () => 'versions of a generation do not follow');
       }
-      versions.push(v);
+      versions[j] = v;
     }
-    check(versions.length > 0, () => 'a key with no versions');
-    histories.push(new KeyHistory(key, versions));
+    keys.push(key);
+    histories.push(m === 1 ? versions[0]! : versions);
   }
   const sessions = SessionTable.decode(r);
   check(r.remaining === 0, () => `${r.remaining} unexpected bytes after the session table`);
-  return { revision, compactRevision, clock, histories, sessions };
+  return { revision, compactRevision, clock, keys, histories, sessions };
 }
 
 function readVersion(r: Reader): Version {

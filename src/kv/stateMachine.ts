@@ -126,7 +126,7 @@ export class KvStateMachine implements StateMachine<KvResult> {
   restore(data: Uint8Array, index: number): void {
     const s = decodeSnapshot(data);
     const store = new MvccStore();
-    store.load(s.histories, s.revision, s.compactRevision);
+    store.load(s.keys, s.histories, s.revision, s.compactRevision);
     this.store = store;
     this.sessions.load(s.sessions);
     this.clock = s.clock;
