@@ -55,6 +55,9 @@ function lowerBound(keys: readonly string[], key: string): number {
 export class BTree {
   private root: Node = new Leaf([]);
   private count = 0;
+  /** The descent of the current insert: nodes and child slots (kept to spare an allocation per insert). */
+  private readonly path: Inner[] = [];
+  private readonly slots: number[] = [];
 
   get size(): number {
     return this.count;
@@ -62,8 +65,10 @@ export class BTree {
 
   /** Inserts a key that is not in the set (the caller knows: its hash map has no entry). */
   insert(key: string): void {
-    const path: Inner[] = [];
-    const slots: number[] = [];
+    const path = this.path;
+    const slots = this.slots;
+    path.length = 0;
+    slots.length = 0;
     let node = this.root;
     while (node instanceof Inner) {
       const i = upperBound(node.keys, key);

@@ -148,6 +148,11 @@ export class MvccStore {
     return this.index.size;
   }
 
+  /** The key's whole history, if it has one. */
+  history(key: string): History | undefined {
+    return this.index.get(key);
+  }
+
   /** The key's live version at `rev`, or undefined. */
   get(key: string, rev: number): Version | undefined {
     const h = this.index.get(key);
@@ -176,9 +181,8 @@ export class MvccStore {
     return new WriteTxn(this, this.rev);
   }
 
-  /** Records a version (a WriteTxn's change). */
-  append(key: string, v: Version): void {
-    const h = this.index.get(key);
+  /** Records a version (a WriteTxn's change); `h` is the key's history (history(key)). */
+  append(key: string, h: History | undefined, v: Version): void {
     let wasLive = false;
     if (h === undefined) {
       this.index.set(key, v);
@@ -298,7 +302,8 @@ export class WriteTxn {
   /** Writes a version of `key` and returns it (etcd's storeTxnWrite.put). */
   put(key: string, value: string, lease: bigint): Version {
     const main = this.begin + 1;
-    const prev = this.get(key);
+    const h = this.store.history(key);
+    const prev = h === undefined ? undefined : visibleAt(h, this.readRevision);
     const v: Version = {
       main,
       sub: this.changes++,
@@ -307,7 +312,7 @@ export class WriteTxn {
       version: prev === undefined ? 1 : prev.version + 1,
       lease,
     };
-    this.store.append(key, v);
+    this.store.append(key, h, v);
     return v;
   }
 
@@ -320,7 +325,8 @@ export class WriteTxn {
     });
     const main = this.begin + 1;
     for (const key of keys) {
-      this.store.append(key, { main, sub: this.changes++, value: null, create: 0, version: 0, lease: NO_LEASE });
+      const tombstone: Version = { main, sub: this.changes++, value: null, create: 0, version: 0, lease: NO_LEASE };
+      this.store.append(key, this.store.history(key), tombstone);
     }
     return keys.length;
   }

@@ -444,6 +444,9 @@ describe('kv: txn', () => {
     assert.equal(ok<TxnResponse>(kv.txn([R('a'), D('zz')])).header.revision, 2);
     assert.equal(ok<TxnResponse>(kv.txn([])).header.revision, 2);
     assert.equal(kv.sm.revision, 2);
+    // A delete of nothing after a write answers with the txn's new revision (etcd 3.4.23).
+    const r = ok<TxnResponse>(kv.txn([P('b'), D('zzz')]));
+    assert.equal((r.responses[1] as { responseDeleteRange: { header: { revision: number } } }).responseDeleteRange.header.revision, 3);
   });
 
   it('compares value, version, create, mod and lease; missing keys compare as zero except by value (etcd 3.4.23)', () => {
