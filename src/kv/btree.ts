@@ -108,12 +108,6 @@ export class BTree {
     this.root = new Inner([sep], [this.root, child]);
   }
 
-  has(key: string): boolean {
-    let node = this.root;
-    while (node instanceof Inner) node = node.children[upperBound(node.keys, key)]!;
-    return node.keys[lowerBound(node.keys, key)] === key;
-  }
-
   /**
    * Calls `visit` for each key with from <= key < to (to undefined: no
    * upper bound), in ascending order, until it returns false.

@@ -9,7 +9,7 @@
 // member expires the same sessions at the same log index. The table is kept
 // in order of last use, so expiry looks only at the front.
 
-import { Reader, Writer } from './codec.js';
+import { Reader, Writer, bytesToLatin1, latin1ToBytes } from './codec.js';
 import type { ClientSession } from './command.js';
 import { sequenceAcknowledged, sessionExpired, tooManyOutstanding } from './errors.js';
 import { type KvResult, readResult, writeResult } from './messages.js';
@@ -18,8 +18,12 @@ export interface Session {
   lastSeen: number;
   /** The client's lowest unacknowledged sequence number, as far as we know. */
   lowestUnacked: number;
-  /** Encoded results by sequence number, each >= lowestUnacked, in apply order. */
-  readonly results: Map<number, Uint8Array>;
+  /**
+   * Encoded results by sequence number, each >= lowestUnacked, in apply
+   * order. Held as one-byte strings (codec.bytesToLatin1): a small string
+   * costs the heap far less than a small Uint8Array and its buffer.
+   */
+  readonly results: Map<number, string>;
 }
 
 /** What to do with a command that carries a session. */
@@ -66,7 +70,7 @@ export class SessionTable {
       for (const seq of s.results.keys()) if (seq < s.lowestUnacked) s.results.delete(seq);
     }
     const saved = s.results.get(cs.seq);
-    if (saved !== undefined) return { kind: 'answer', result: readResult(new Reader(saved)) };
+    if (saved !== undefined) return { kind: 'answer', result: readResult(new Reader(latin1ToBytes(saved))) };
     if (cs.seq < s.lowestUnacked) {
       return { kind: 'answer', result: sequenceAcknowledged(cs.clientId, cs.seq, s.lowestUnacked) };
     }
@@ -80,7 +84,7 @@ export class SessionTable {
   record(s: Session, seq: number, result: KvResult): void {
     this.writer.reset();
     writeResult(this.writer, result);
-    s.results.set(seq, this.writer.finish());
+    s.results.set(seq, bytesToLatin1(this.writer.written()));
   }
 
   private touch(id: string, s: Session, now: number): void {
@@ -100,7 +104,7 @@ export class SessionTable {
       w.uvarint(s.results.size);
       for (const [seq, result] of s.results) {
         w.uvarint(seq);
-        w.bytes(result);
+        w.latin1(result);
       }
     }
   }
@@ -121,14 +125,14 @@ export class SessionTable {
       if (sessions.has(id) || id.length === 0) throw new Error(`session ${JSON.stringify(id)} repeated or empty`);
       if (lastSeen < prevSeen) throw new Error(`sessions out of order of last use at ${JSON.stringify(id)}`);
       prevSeen = lastSeen;
-      const results = new Map<number, Uint8Array>();
+      const results = new Map<number, string>();
       for (let m = r.count(2), j = 0; j < m; j++) {
         const seq = r.uvarint();
         if (seq < lowestUnacked || results.has(seq)) throw new Error(`session ${JSON.stringify(id)}: bad sequence ${seq}`);
-        const bytes = r.bytes();
+        const bytes = r.bytesView();
         // Every saved result must decode: a damaged one would surface only on a retry.
         readResult(new Reader(bytes));
-        results.set(seq, bytes);
+        results.set(seq, bytesToLatin1(bytes));
       }
       sessions.set(id, { lastSeen, lowestUnacked, results });
     }
