@@ -6,6 +6,7 @@ export { SortOrder, SortTarget, CompareResult, CompareTarget } from './types.js'
 export { type ClientSession, type KvCommand, type KvOperation, decodeCommand, encodeCommand } from './command.js';
 export { type EtcdErrorCode, type KvErrorCode, GrpcStatus, KvError, KvSnapshotError, etcdError } from './errors.js';
 export type { KvResponse, KvResult } from './messages.js';
+export { isReadOnlyTxn, isSerializableTxn } from './operations.js';
 export {
   DEFAULT_MAX_OUTSTANDING_PER_CLIENT,
   DEFAULT_SESSION_TTL_MS,

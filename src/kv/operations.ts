@@ -11,7 +11,7 @@
 import { bytesToLatin1 } from './codec.js';
 import { etcdError, incrementOverflow, notAnInteger } from './errors.js';
 import { header } from './messages.js';
-import { type Bounds, MvccStore, NO_LEASE, type Version, type WriteTxn, bounds, toKeyValue } from './mvcc.js';
+import { type Bounds, type MvccStore, NO_LEASE, type Version, type WriteTxn, bounds, toKeyValue } from './mvcc.js';
 import {
   type Compare,
   CompareResult,
@@ -281,9 +281,15 @@ function compareVersion(c: Compare, v: Version = ZERO): boolean {
   return true;
 }
 
-/** etcd's isTxnReadonly: only ranges in either branch (nested txns count as writes). */
-function isReadOnly(t: TxnRequest): boolean {
+/** etcd's isTxnReadonly: only ranges in either branch (a nested txn counts as a write). */
+export function isReadOnlyTxn(t: TxnRequest): boolean {
   return t.success.every((op) => 'requestRange' in op) && t.failure.every((op) => 'requestRange' in op);
+}
+
+/** etcd's isTxnSerializable: only serializable ranges (such a txn needs no ReadIndex). */
+export function isSerializableTxn(t: TxnRequest): boolean {
+  const serializable = (op: RequestOp) => 'requestRange' in op && op.requestRange.serializable;
+  return t.success.every(serializable) && t.failure.every(serializable);
 }
 
 /** Visits the ops on the taken path depth-first in order (etcd's checkRequests). */
@@ -354,7 +360,7 @@ function covers(b: Bounds, key: string): boolean {
 export function txn(store: MvccStore, t: TxnRequest): TxnResponse {
   const rev = store.currentRevision;
   const path = compareToPath(store, rev, t);
-  const write = !isReadOnly(t);
+  const write = !isReadOnlyTxn(t);
   if (write) forEachOnPath(t, path, (op) => 'requestPut' in op && checkPut(store, rev, op.requestPut));
   forEachOnPath(t, path, (op) => 'requestRange' in op && checkRange(store, rev, op.requestRange));
   if (write) checkTxnWrites(store, rev, t, path);

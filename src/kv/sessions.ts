@@ -9,7 +9,7 @@
 // member expires the same sessions at the same log index. The table is kept
 // in order of last use, so expiry looks only at the front.
 
-import { Reader, Writer, bytesToLatin1, latin1ToBytes } from './codec.js';
+import { CodecError, Reader, Writer, bytesToLatin1, latin1ToBytes } from './codec.js';
 import type { ClientSession } from './command.js';
 import { sequenceAcknowledged, sessionExpired, tooManyOutstanding } from './errors.js';
 import { type KvResult, readResult, writeResult } from './messages.js';
@@ -114,7 +114,7 @@ export class SessionTable {
     this.sessions = sessions;
   }
 
-  /** Reads a table written by encode(); throws CodecError or Error on damage. */
+  /** Reads a table written by encode(); throws CodecError on damage. */
   static decode(r: Reader): Map<string, Session> {
     const sessions = new Map<string, Session>();
     let prevSeen = 0;
@@ -122,16 +122,18 @@ export class SessionTable {
       const id = r.utf8();
       const lastSeen = r.uvarint();
       const lowestUnacked = r.uvarint();
-      if (sessions.has(id) || id.length === 0) throw new Error(`session ${JSON.stringify(id)} repeated or empty`);
-      if (lastSeen < prevSeen) throw new Error(`sessions out of order of last use at ${JSON.stringify(id)}`);
+      if (sessions.has(id) || id.length === 0) throw new CodecError(`session ${JSON.stringify(id)} repeated or empty`);
+      if (lastSeen < prevSeen) throw new CodecError(`sessions out of order of last use at ${JSON.stringify(id)}`);
       prevSeen = lastSeen;
       const results = new Map<number, string>();
       for (let m = r.count(2), j = 0; j < m; j++) {
         const seq = r.uvarint();
-        if (seq < lowestUnacked || results.has(seq)) throw new Error(`session ${JSON.stringify(id)}: bad sequence ${seq}`);
+        if (seq < lowestUnacked || results.has(seq)) throw new CodecError(`session ${JSON.stringify(id)}: bad sequence ${seq}`);
         const bytes = r.bytesView();
         // Every saved result must decode: a damaged one would surface only on a retry.
-        readResult(new Reader(bytes));
+        const check = new Reader(bytes);
+        readResult(check);
+        if (check.remaining !== 0) throw new CodecError(`session ${JSON.stringify(id)}: ${check.remaining} bytes after result ${seq}`);
         results.set(seq, bytesToLatin1(bytes));
       }
       sessions.set(id, { lastSeen, lowestUnacked, results });

@@ -24,7 +24,7 @@ const VERSION = 1;
 const TOMBSTONE = 1;
 const HAS_LEASE = 2;
 
-/** Flush a streaming encoder's buffer into the hash beyond this many bytes. */
+/** The encoders hand on their bytes in chunks of about this size. */
 const CHUNK = 1 << 16;
 
 function writeVersion(w: Writer, v: Version): void {
@@ -45,7 +45,7 @@ function writeVersion(w: Writer, v: Version): void {
 /**
  * Writes the state in the snapshot format, minus the final checksum,
  * handing the bytes to `sink` in chunks of about CHUNK bytes (each a view,
- * valid only during the call): the state is never held in memory twice.
+ * valid only during the call), so a hash never holds the encoded state.
  */
 function writeState(store: MvccStore, sessions: SessionTable, clock: number, sink: (chunk: Uint8Array) => void): void {
   const w = new Writer(CHUNK + 1024);

@@ -13,11 +13,11 @@ import { type KvCommand, decodeCommand } from './command.js';
 import { KvError, etcdError } from './errors.js';
 import type { KvResponse, KvResult } from './messages.js';
 import { MvccStore } from './mvcc.js';
-import { compact, deleteRange, increment, put, range, txn } from './operations.js';
+import { compact, deleteRange, increment, isReadOnlyTxn, put, range, txn } from './operations.js';
 import { decodeSnapshot, encodeSnapshot, hashKV, hashState } from './snapshot.js';
 import { SessionTable } from './sessions.js';
-import type { RangeRequest, RangeResponse } from './types.js';
-import { validateOperation, validateRange } from './validate.js';
+import type { RangeRequest, RangeResponse, TxnRequest, TxnResponse } from './types.js';
+import { validateOperation, validateRange, validateSession, validateTxn } from './validate.js';
 
 export interface KvOptions {
   /**
@@ -73,6 +73,12 @@ export class KvStateMachine implements StateMachine<KvResult> {
     if (cmd.time > this.clock) this.clock = cmd.time;
     this.sessions.expire(this.clock);
     if (cmd.session === undefined) return this.execute(cmd);
+    try {
+      validateSession(cmd.session);
+    } catch (e) {
+      if (e instanceof KvError) return e;
+      throw e;
+    }
     const check = this.sessions.check(cmd.session, this.clock);
     if (check.kind === 'answer') return check.result;
     const result = this.execute(cmd);
@@ -116,6 +122,18 @@ export class KvStateMachine implements StateMachine<KvResult> {
   range(req: RangeRequest): RangeResponse {
     validateRange(req);
     return range(this.store, this.store.currentRevision, req);
+  }
+
+  /**
+   * A read-only txn (isReadOnlyTxn: only ranges) served from the local
+   * state, as etcd serves them without the log: after a ReadIndex, unless
+   * every range is serializable (isSerializableTxn). Throws KvError; a txn
+   * with writes must be proposed instead (TypeError).
+   */
+  readTxn(req: TxnRequest): TxnResponse {
+    if (!isReadOnlyTxn(req)) throw new TypeError('readTxn: the txn has writes; propose it through the log');
+    validateTxn(req, Infinity);
+    return txn(this.store, req);
   }
 
   snapshot(): Uint8Array {

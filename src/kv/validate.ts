@@ -193,7 +193,8 @@ export function validateOperation(op: KvOperation, maxTxnOps = DEFAULT_MAX_TXN_O
   }
 }
 
-function validateSession(s: ClientSession): void {
+/** A command's session: a client id and sequence numbers that make sense. */
+export function validateSession(s: ClientSession): void {
   if (typeof s.clientId !== 'string' || s.clientId.length === 0) {
     throw invalidSession('the client id must be a non-empty string');
   }

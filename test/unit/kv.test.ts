@@ -25,6 +25,8 @@ import {
   KvError,
   KvStateMachine,
   encodeCommand,
+  isReadOnlyTxn,
+  isSerializableTxn,
   validateOperation,
   validateRange,
   validateTxn,
@@ -475,6 +477,30 @@ describe('kv: txn', () => {
     // An unknown result passes, an unknown target compares as equal (etcd's compareKV).
     assert.equal(ran(cmp('s2', VERSION, 9 as CompareResult, { version: 7 })), true);
     assert.equal(ran(cmp('s2', 9 as CompareTarget, EQUAL, { version: 7 })), true);
+  });
+
+  it('serves a read-only txn from the local state, without a revision of its own', () => {
+    const kv = new Kv();
+    kv.put('a', '1');
+    kv.put('b', '2');
+    const req: TxnRequest = {
+      compare: [cmp('a', VALUE, EQUAL, { value: b('1') })],
+      success: [R('a', 'c', { serializable: true }), R('a', '', { revision: 2, serializable: true })],
+      failure: [],
+    };
+    assert.ok(isReadOnlyTxn(req) && isSerializableTxn(req));
+    const r = kv.sm.readTxn(req);
+    assert.equal(r.succeeded, true);
+    assert.equal(r.header.revision, 3);
+    assert.deepEqual((r.responses[0] as { responseRange: RangeResponse }).responseRange.kvs.map(show), ['a=1@c2m2v1', 'b=2@c3m3v1']);
+    assert.equal(kv.sm.revision, 3);
+    assert.throws(() => kv.sm.readTxn({ ...req, success: [R('a', '', { revision: 9 })] }), (e: KvError) => e.code === 'FUTURE_REVISION');
+    const writes: TxnRequest = { compare: [], success: [R('a')], failure: [P('x')] };
+    assert.ok(!isReadOnlyTxn(writes));
+    assert.ok(!isSerializableTxn({ compare: [], success: [R('a')], failure: [] }));
+    assert.ok(!isReadOnlyTxn({ compare: [], success: [T([R('a')])], failure: [] }), 'a nested txn counts as a write (etcd)');
+    assert.throws(() => kv.sm.readTxn(writes), TypeError);
+    assert.equal(kv.sm.revision, 3);
   });
 
   it('runs the failure branch when a compare fails', () => {

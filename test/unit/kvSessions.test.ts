@@ -157,6 +157,11 @@ describe('kv sessions: exactly once', () => {
     assert.throws(bad(sess('c', 2, 3)), (e: KvError) => e.code === 'INVALID_SESSION');
     assert.throws(() => validateCommand({ op: inc('n'), time: -1 }), (e: KvError) => e.code === 'INVALID_NUMBER');
     assert.doesNotThrow(bad(sess('c', 5, 5)));
+    // Apply refuses one that skipped the check, and keeps no session for it.
+    const m = new Member();
+    assert.equal(code(m.apply(inc('n'), T0, sess('c', 2, 3))), 'INVALID_SESSION');
+    assert.equal(m.sm.sessionCount, 0);
+    assert.equal(m.value('n'), undefined);
   });
 });
 

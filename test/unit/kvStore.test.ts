@@ -293,7 +293,22 @@ describe('kv store: snapshots', () => {
       [[...head, 3, 1, 1, 0, 0, 0, 7], /unexpected bytes/],
       [[...head, 3, 1, 1, 0, 0], /truncated/],
       [[...head, 0, 1, 1, 0, 0, 0], /revision 0 < 1/],
+      // A session table with one client: id "c", last seen 5, lowest unacknowledged 1, one saved result.
+      [[...head, 3, 1, 1, 9, 0, 1, ...key('c'), 5, 1, 1, 0, 3, 4, 0, 3], /bad sequence 0/],
+      [[...head, 3, 1, 1, 9, 0, 1, ...key('c'), 5, 1, 1, 1, 3, 99, 0, 3], /unknown response kind 99/],
+      [[...head, 3, 1, 1, 9, 0, 1, ...key('c'), 5, 1, 1, 1, 4, 4, 0, 3, 0], /1 bytes after result 1/],
+      [[...head, 3, 1, 1, 9, 0, 2, ...key('c'), 5, 1, 0, ...key('c'), 6, 1, 0], /repeated/],
     ];
+    const withSession = [...head, 3, 1, 1, 9, 0, 1, ...key('c'), 5, 1, 1, 1, 3, 4, 0, 3];
+    const restored = new KvStateMachine();
+    restored.restore(resealed(withSession), 1);
+    assert.deepEqual([restored.sessionCount, restored.logTime], [1, 9]);
+    const retry = restored.apply(
+      encodeCommand({ op: putOp('z', 'z'), time: 10, session: { clientId: 'c', seq: 1, lowestUnackedSeq: 1 } }),
+      2,
+    );
+    assert.deepEqual(retry, { header: { clusterId: 0n, memberId: 0n, revision: 3, raftTerm: 0 } }, 'the saved result');
+    assert.equal(restored.revision, 3);
     for (const [body, why] of cases) {
       assert.throws(() => sm.restore(resealed(body), 1), (e: unknown) => e instanceof KvSnapshotError && why.test(e.message), String(why));
     }
