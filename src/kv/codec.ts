@@ -24,24 +24,29 @@ export function latin1ToBytes(s: string): Uint8Array {
   return Buffer.from(s, 'latin1');
 }
 
+/**
+ * A growable byte buffer. Its storage is a Buffer for Node's fast latin1
+ * writes; what it hands out is a view (written) or a plain copy (finish):
+ * beware Buffer#slice, which does not copy.
+ */
 export class Writer {
-  private buf: Uint8Array;
+  private buf: Buffer;
   private view: DataView;
   pos = 0;
 
   constructor(initial = 256) {
-    this.buf = new Uint8Array(initial);
-    this.view = new DataView(this.buf.buffer);
+    this.buf = Buffer.alloc(initial);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
 
   private ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
+    const next = Buffer.alloc(size);
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
-    this.view = new DataView(next.buffer);
+    this.view = new DataView(next.buffer, next.byteOffset, next.byteLength);
   }
 
   u8(n: number): void {
@@ -114,7 +119,7 @@ export class Writer {
       let pos = this.pos;
       for (let i = 0; i < s.length; i++) buf[pos++] = s.charCodeAt(i);
     } else {
-      Buffer.from(this.buf.buffer, this.buf.byteOffset + this.pos, s.length).write(s, 'latin1');
+      this.buf.write(s, this.pos, s.length, 'latin1');
     }
     this.pos += s.length;
   }
@@ -129,9 +134,9 @@ export class Writer {
     return this.buf.subarray(0, this.pos);
   }
 
-  /** The bytes written so far, as a new array of exactly that length. */
+  /** The bytes written so far, copied into a new array of exactly that length. */
   finish(): Uint8Array {
-    return this.buf.slice(0, this.pos);
+    return new Uint8Array(this.buf.subarray(0, this.pos));
   }
 
   /** Forgets what was written, keeping the buffer. */
@@ -231,9 +236,9 @@ export class Reader {
     return b;
   }
 
-  /** Length-prefixed bytes, copied. */
+  /** Length-prefixed bytes, copied (into a plain Uint8Array, whatever the buffer read from). */
   bytes(): Uint8Array {
-    return this.bytesView().slice();
+    return new Uint8Array(this.bytesView());
   }
 
   /** Length-prefixed bytes as a one-byte string (see bytesToLatin1). */

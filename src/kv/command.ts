@@ -63,7 +63,7 @@ const FORMAT = 1;
 
 const OP_KINDS = ['put', 'deleteRange', 'txn', 'compact', 'increment'] as const;
 
-/** Encodes a command for the log. Validate its request first (validate.ts). */
+/** Encodes a command for the log. Validate it first (validateCommand). */
 export function encodeCommand(cmd: KvCommand): Uint8Array {
   const w = new Writer(64);
   w.u8(FORMAT);

@@ -81,7 +81,7 @@ export function encodeSnapshot(store: MvccStore, sessions: SessionTable, clock: 
   writeState(store, sessions, clock, (chunk) => {
     crc = crc32c(chunk, crc);
     size += chunk.length;
-    chunks.push(chunk.slice());
+    chunks.push(new Uint8Array(chunk)); // a copy: the chunk is a view the writer reuses
   });
   const out = new Uint8Array(size + 4);
   let at = 0;
@@ -167,58 +167,70 @@ export function decodeSnapshot(data: Uint8Array): DecodedSnapshot {
 
 class SnapshotFormatError extends Error {}
 
-function check(ok: boolean, what: () => string): void {
-  if (!ok) throw new SnapshotFormatError(what());
+function fail(what: string): never {
+  throw new SnapshotFormatError(what);
 }
 
 function parse(r: Reader): DecodedSnapshot {
   const revision = r.uvarint();
   const compactRevision = r.svarint();
   const clock = r.uvarint();
-  check(revision >= 1, () => `revision ${revision} < 1`);
-  check(compactRevision >= -1 && compactRevision <= revision, () => `compact revision ${compactRevision} outside -1..${revision}`);
+  if (revision < 1) fail(`revision ${revision} < 1`);
+  if (compactRevision < -1 || compactRevision > revision) fail(`compact revision ${compactRevision} outside -1..${revision}`);
 
   const keys: string[] = [];
   const histories: History[] = [];
   let prevKey: string | undefined;
   for (let n = r.count(2), i = 0; i < n; i++) {
     const key = r.latin1();
-    check(key.length > 0, () => 'empty key');
-    check(prevKey === undefined || key > prevKey, () => 'keys out of order');
+    if (key.length === 0) fail('empty key');
+    if (prevKey !== undefined && key <= prevKey) fail('keys out of order');
     prevKey = key;
     const m = r.count(3);
-    check(m > 0, () => 'a key with no versions');
+    if (m === 0) fail('a key with no versions');
+    if (m === 1) {
+      // Most keys: one version, held alone (mvcc.History).
+      const v = readVersion(r);
+      checkVersion(v, undefined, revision);
+      keys.push(key);
+      histories.push(v);
+      continue;
+    }
     // Exact-size: a pushed-to array keeps spare capacity, which adds up over millions of keys.
     const versions = new Array<Version>(m);
     for (let j = 0; j < m; j++) {
       const v = readVersion(r);
-      const prev = j > 0 ? versions[j - 1] : undefined;
-      check(v.main >= 1 && v.main <= revision, () => `version at revision ${v.main} outside 1..${revision}`);
-      check(prev === undefined || v.main > prev.main || (v.main === prev.main && v.sub > prev.sub), () => 'versions out of order');
-      if (v.value === null) {
-        check(prev !== undefined && prev.value !== null, () => 'a tombstone of an absent key');
-      } else if (prev === undefined) {
-        check(v.create >= 1 && v.create <= v.main && v.version >= 1, () => 'bad create revision or version');
-      } else if (prev.value === null) {
-        check(v.create === v.main && v.version === 1, () => 'a new generation not starting at version 1');
-      } else {
-        check(v.create === prev.create && v.version === prev.version + 1, () => 'versions of a generation do not follow');
-      }
+      checkVersion(v, j > 0 ? versions[j - 1] : undefined, revision);
       versions[j] = v;
     }
     keys.push(key);
-    histories.push(m === 1 ? versions[0]! : versions);
+    histories.push(versions);
   }
   const sessions = SessionTable.decode(r);
-  check(r.remaining === 0, () => `${r.remaining} unexpected bytes after the session table`);
+  if (r.remaining !== 0) fail(`${r.remaining} unexpected bytes after the session table`);
   return { revision, compactRevision, clock, keys, histories, sessions };
+}
+
+/** Checks a version against the one before it in its key's history, and the store's revision. */
+function checkVersion(v: Version, prev: Version | undefined, revision: number): void {
+  if (v.main < 1 || v.main > revision) fail(`version at revision ${v.main} outside 1..${revision}`);
+  if (prev !== undefined && (v.main < prev.main || (v.main === prev.main && v.sub <= prev.sub))) fail('versions out of order');
+  if (v.value === null) {
+    if (prev === undefined || prev.value === null) fail('a tombstone of an absent key');
+  } else if (prev === undefined) {
+    if (v.create < 1 || v.create > v.main || v.version < 1) fail('bad create revision or version');
+  } else if (prev.value === null) {
+    if (v.create !== v.main || v.version !== 1) fail('a new generation not starting at version 1');
+  } else {
+    if (v.create !== prev.create || v.version !== prev.version + 1) fail('versions of a generation do not follow');
+  }
 }
 
 function readVersion(r: Reader): Version {
   const main = r.uvarint();
   const sub = r.uvarint();
   const flags = r.u8();
-  check((flags & ~(TOMBSTONE | HAS_LEASE)) === 0 && flags !== (TOMBSTONE | HAS_LEASE), () => `bad version flags ${flags}`);
+  if ((flags & ~(TOMBSTONE | HAS_LEASE)) !== 0 || flags === (TOMBSTONE | HAS_LEASE)) fail(`bad version flags ${flags}`);
   if (flags === TOMBSTONE) return { main, sub, value: null, create: 0, version: 0, lease: NO_LEASE };
   const create = r.uvarint();
   const version = r.uvarint();

@@ -7,7 +7,7 @@
 
 import { bytesToLatin1 } from './codec.js';
 import type { ClientSession, KvCommand, KvOperation } from './command.js';
-import { etcdError, invalidNumber, invalidSession } from './errors.js';
+import { badCommand, etcdError, invalidNumber, invalidSession } from './errors.js';
 import type {
   CompactionRequest,
   DeleteRangeRequest,
@@ -190,6 +190,8 @@ export function validateOperation(op: KvOperation, maxTxnOps = DEFAULT_MAX_TXN_O
       return validateCompaction(op.request);
     case 'increment':
       return validateIncrement(op.request);
+    default:
+      throw badCommand(`unknown operation type ${JSON.stringify((op as { type: unknown }).type)}`);
   }
 }
 

@@ -4,7 +4,10 @@
 // naive model over random operations.
 
 import assert from 'node:assert/strict';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 
 import {
   type KvCommand,
@@ -16,6 +19,7 @@ import {
   KvStateMachine,
   decodeCommand,
   encodeCommand,
+  validateCommand,
 } from '../../src/kv/index.js';
 import { BTree } from '../../src/kv/btree.js';
 import { Reader, Writer } from '../../src/kv/codec.js';
@@ -55,6 +59,38 @@ function dump(sm: KvStateMachine, revision = 0): string[] {
     .range(rangeReq('\0', '\0', revision))
     .kvs.map((kv) => `${s(kv.key)}=${s(kv.value)}@c${kv.createRevision}m${kv.modRevision}v${kv.version}`);
 }
+
+describe('kv store: determinism', () => {
+  it('src/kv/*.ts reads no clock, timer, randomness, process or Node.js module', () => {
+    let dir = dirname(fileURLToPath(import.meta.url));
+    while (!existsSync(join(dir, 'src', 'kv', 'stateMachine.ts'))) {
+      assert.notEqual(dirname(dir), dir, 'src/kv not found');
+      dir = dirname(dir);
+    }
+    const kvDir = join(dir, 'src', 'kv');
+    const forbidden = [
+      /\bDate\s*\.\s*now\b/,
+      /\bnew\s+Date\b/,
+      /\bMath\s*\.\s*random\b/,
+      /\bperformance\s*\.\s*now\b/,
+      /\bset(?:Timeout|Interval|Immediate)\b/,
+      /\bprocess\s*\./,
+      /\bcrypto\b|\brandomUUID\b/,
+      /from\s+'node:/,
+    ];
+    const files = readdirSync(kvDir).filter((f) => f.endsWith('.ts'));
+    assert.ok(files.length >= 10, `found only ${files.join(', ')}`);
+    const found: string[] = [];
+    for (const f of files) {
+      // Comments may mention what the code must not do.
+      const code = readFileSync(join(kvDir, f), 'utf8').replace(/\/\*[\s\S]*?\*\//g, '').replace(/\/\/.*$/gm, '');
+      code.split('\n').forEach((line, i) => {
+        for (const re of forbidden) if (re.test(line)) found.push(`${f}:${i + 1}: ${line.trim()}`);
+      });
+    }
+    assert.deepEqual(found, []);
+  });
+});
 
 describe('kv store: B+tree', () => {
   it('keeps keys ordered under random inserts and scans any range', () => {
@@ -181,6 +217,10 @@ describe('kv store: codec', () => {
       assert.ok(r instanceof KvError && r.code === 'BAD_COMMAND');
     }
     assert.equal(sm.revision, 1);
+    assert.throws(
+      () => validateCommand({ op: { type: 'range', request: {} } as never, time: 1 }),
+      (e: KvError) => e.code === 'BAD_COMMAND' && /unknown operation type "range"/.test(e.message),
+    );
   });
 });
 
