@@ -12,6 +12,10 @@ export class CodecError extends Error {
   readonly code = 'KV_CODEC';
 }
 
+/**
+ * What buf.toString('latin1', start, end) calls, applied to any Uint8Array:
+ * no Buffer view to allocate first, which matters once per key and value.
+ */
 const latin1Slice = Buffer.prototype.latin1Slice as (this: Uint8Array, start: number, end: number) => string;
 
 /** The bytes of `u8` as a string of char codes 0..255 (one-byte string): compares like the bytes. */
@@ -95,12 +99,6 @@ export class Writer {
     this.ensure(8);
     this.view.setBigInt64(this.pos, n, true);
     this.pos += 8;
-  }
-
-  u32(n: number): void {
-    this.ensure(4);
-    this.view.setUint32(this.pos, n, true);
-    this.pos += 4;
   }
 
   bytes(b: Uint8Array): void {
@@ -220,13 +218,6 @@ export class Reader {
     return n;
   }
 
-  u32(): number {
-    this.need(4);
-    const n = this.view.getUint32(this.pos, true);
-    this.pos += 4;
-    return n;
-  }
-
   /** Length-prefixed bytes, as a view into the buffer (no copy). */
   bytesView(): Uint8Array {
     const n = this.uvarint();
@@ -234,11 +225,6 @@ export class Reader {
     const b = this.buf.subarray(this.pos, this.pos + n);
     this.pos += n;
     return b;
-  }
-
-  /** Length-prefixed bytes, copied (into a plain Uint8Array, whatever the buffer read from). */
-  bytes(): Uint8Array {
-    return new Uint8Array(this.bytesView());
   }
 
   /** Length-prefixed bytes as a one-byte string (see bytesToLatin1). */

@@ -162,7 +162,7 @@ describe('kv store: codec', () => {
     for (const n of nums) assert.equal(r.svarint(), n === 0 ? 0 : -n);
     assert.equal(r.i64(), -(2n ** 63n));
     assert.equal(r.i64(), 2n ** 63n - 1n);
-    assert.deepEqual([...r.bytes()], [0, 255]);
+    assert.deepEqual([...r.bytesView()], [0, 255]);
     assert.equal(r.utf8(), 'héllo');
     assert.equal(r.remaining, 0);
     assert.throws(() => r.u8(), /truncated/);
