@@ -178,18 +178,20 @@ function main(): void {
   head(`key-value state machine: ${si(n)} keys of 16 B, values of ${valueBytes} B, ${runs} runs per workload`);
   head(`  ${machine()}`);
 
-  const keys = Array.from({ length: n }, (_, i) => keyOf(i));
+  // Keys are made when needed: a million Uint8Arrays held throughout would weigh on every GC measured.
+  const indexes = Array.from({ length: n }, (_, i) => i);
   const values = Array.from({ length: Math.min(n, 4096) }, (_, i) => valueOf(i, valueBytes));
   const value = (i: number) => values[i % values.length]!;
   const order = shuffled(n, 7);
   const T = 1_700_000_000_000;
-  const ascending = () => log(keys.map((k, i) => putCmd(k, value(i), T)));
-  const random = () => log(order.map((i) => putCmd(keys[i]!, value(i), T)));
-  const withSession = () => log(keys.map((k, i) => putCmd(k, value(i), T, i + 1)));
+  const ascending = () => log(indexes.map((i) => putCmd(keyOf(i), value(i), T)));
+  const random = () => log(order.map((i) => putCmd(keyOf(i), value(i), T)));
+  const withSession = () => log(indexes.map((i) => putCmd(keyOf(i), value(i), T, i + 1)));
   const cas = () =>
     log(
-      keys.map((k, i) =>
-        encodeCommand({
+      indexes.map((i) => {
+        const k = keyOf(i);
+        return encodeCommand({
           op: {
             type: 'txn',
             request: {
@@ -199,12 +201,12 @@ function main(): void {
             },
           },
           time: T,
-        }),
-      ),
+        });
+      }),
     );
   const counters = 1000;
   const incs = () =>
-    log(keys.map((_, i) => encodeCommand({ op: { type: 'increment', request: { key: keys[i % counters]!, delta: 1 } }, time: T })));
+    log(indexes.map((i) => encodeCommand({ op: { type: 'increment', request: { key: keyOf(i % counters), delta: 1 } }, time: T })));
 
   const empty = () => new KvStateMachine();
   const load = () => {
@@ -215,7 +217,7 @@ function main(): void {
   const newKeys = (sm: KvStateMachine, ok: number) => {
     expect(ok === n, `${ok} of ${n} commands succeeded`);
     expect(sm.revision === n + 1 && sm.keyCount === n, `revision ${sm.revision}, ${sm.keyCount} keys`);
-    const probe = sm.range(rangeReq(keys[n >> 1]!, new Uint8Array(0)));
+    const probe = sm.range(rangeReq(keyOf(n >> 1), new Uint8Array(0)));
     expect(probe.kvs.length === 1 && probe.kvs[0]!.value.length === valueBytes, 'a key reads back');
   };
   const workloads: Workload[] = [
@@ -227,7 +229,7 @@ function main(): void {
       commands: random,
       verify: (sm, ok) => {
         expect(ok === n && sm.revision === 2 * n + 1 && sm.keyCount === n, `revision ${sm.revision}, ${sm.keyCount} keys`);
-        expect(sm.range(rangeReq(keys[0]!, new Uint8Array(0))).kvs[0]!.version === 2, 'a key has version 2');
+        expect(sm.range(rangeReq(keyOf(0), new Uint8Array(0))).kvs[0]!.version === 2, 'a key has version 2');
       },
     },
     {
@@ -246,7 +248,7 @@ function main(): void {
       commands: incs,
       verify: (sm, ok) => {
         expect(ok === n && sm.revision === n + 1 && sm.keyCount === Math.min(n, counters), `revision ${sm.revision}`);
-        const v = new TextDecoder().decode(sm.range(rangeReq(keys[0]!, new Uint8Array(0))).kvs[0]!.value);
+        const v = new TextDecoder().decode(sm.range(rangeReq(keyOf(0), new Uint8Array(0))).kvs[0]!.value);
         expect(Number(v) === Math.ceil(n / counters), `counter 0 is ${v}`);
       },
     },
@@ -290,7 +292,7 @@ function main(): void {
   const scan: Timing[] = [];
   for (let r = 0; r < runs; r++) {
     progress(`reads: run ${r + 1}/${runs}`);
-    const probes = Array.from({ length: reads }, () => rangeReq(keys[rng.int(n)]!, new Uint8Array(0)));
+    const probes = Array.from({ length: reads }, () => rangeReq(keyOf(rng.int(n)), new Uint8Array(0)));
     let found = 0;
     point.push(
       timed(reads, () => {
@@ -301,7 +303,7 @@ function main(): void {
     const scans = Math.max(1, reads >> 4);
     const starts = Array.from({ length: scans }, () => {
       const from = rng.int(Math.max(1, n - 100));
-      return rangeReq(keys[from]!, keys[Math.min(n - 1, from + 100)]!);
+      return rangeReq(keyOf(from), keyOf(Math.min(n - 1, from + 100)));
     });
     let got = 0;
     scan.push(
@@ -311,8 +313,8 @@ function main(): void {
     );
     expect(got === scans * Math.min(100, n - 1), `${got} keys found by ${scans} scans of 100`);
   }
-  record('range, one key (1M keys)', point);
-  record('range, 100 keys (1M keys)', scan);
+  record(`range, one key (${si(n)} keys)`, point);
+  record(`range, 100 keys (${si(n)} keys)`, scan);
 
   const snapMs: number[] = [];
   const restoreMs: number[] = [];
