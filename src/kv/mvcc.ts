@@ -1,0 +1,338 @@
+// The multi-version store: etcd's mvcc package (server/storage/mvcc) in
+// memory. One global revision counts the write transactions that changed
+// something; every change a transaction makes is a (main, sub) revision: main
+// is the transaction's revision, sub orders its changes (kvstore_txn.go).
+// Each key keeps its history of versions and tombstones, so a read at any
+// revision since the last compaction sees the store exactly as it was
+// (key_index.go), and compaction drops what no such read can see
+// (kvstore_compaction.go).
+//
+// Keys and values are held as one-byte strings (codec.bytesToLatin1): they
+// compare like bytes, hash fast, and a small one costs a few dozen bytes
+// where a Uint8Array costs a few hundred.
+
+import { BTree } from './btree.js';
+import { latin1ToBytes } from './codec.js';
+import type { KeyValue } from './types.js';
+
+/** A key's state at one revision: a version of its value, or a tombstone. */
+export interface Version {
+  /** The revision of the transaction that wrote it. */
+  readonly main: number;
+  /** Its position among that transaction's changes. */
+  readonly sub: number;
+  /** null: a tombstone (the key was deleted). */
+  readonly value: string | null;
+  /** The revision that created this generation of the key (0 for a tombstone). */
+  readonly create: number;
+  /** Puts since the generation's creation, this one included (0 for a tombstone). */
+  readonly version: number;
+  readonly lease: bigint;
+}
+
+/**
+ * A key's history: its versions and tombstones, oldest first, never empty.
+ * Most keys have one version, held alone (an array costs more than the
+ * version itself); a second version turns it into an array. A put after a
+ * tombstone starts a new generation (create = its revision, version 1), as
+ * etcd's keyIndex does.
+ */
+export type History = Version | Version[];
+
+export function latestOf(h: History): Version {
+  return Array.isArray(h) ? h[h.length - 1]! : h;
+}
+
+/** The versions of a history, oldest first. */
+export function versionsOf(h: History): readonly Version[] {
+  return Array.isArray(h) ? h : [h];
+}
+
+/** The live version visible at `rev`, or undefined (absent or deleted then). */
+export function visibleAt(h: History, rev: number): Version | undefined {
+  let v: Version;
+  if (!Array.isArray(h)) {
+    v = h;
+    if (v.main > rev) return undefined;
+  } else {
+    let i = h.length - 1;
+    if (h[i]!.main > rev) {
+      // Binary search for the last version with main <= rev.
+      let lo = 0;
+      let hi = i;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (h[mid]!.main <= rev) lo = mid + 1;
+        else hi = mid;
+      }
+      i = lo - 1;
+      if (i < 0) return undefined;
+    }
+    v = h[i]!;
+  }
+  return v.value === null ? undefined : v;
+}
+
+function versionBytes(key: string, v: Version): number {
+  return key.length + (v.value === null ? 0 : v.value.length) + VERSION_OVERHEAD;
+}
+
+/** Bytes a version costs beyond its key and value, for the size estimate (boltdb's key and proto framing). */
+const VERSION_OVERHEAD = 48;
+
+/** The empty lease (etcd's lease.NoLease). */
+export const NO_LEASE = 0n;
+
+export function toKeyValue(key: string, v: Version, keysOnly = false): KeyValue {
+  return {
+    key: latin1ToBytes(key),
+    createRevision: v.create,
+    modRevision: v.main,
+    version: v.version,
+    value: keysOnly ? EMPTY : latin1ToBytes(v.value!),
+    lease: v.lease,
+  };
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * A range's bounds, etcd's way (mvcc.Range): `end` undefined is the single
+ * key `key`; '' is every key >= key; otherwise [key, end).
+ */
+export interface Bounds {
+  readonly key: string;
+  readonly end: string | undefined;
+}
+
+/** etcd's mkGteRange and the single-key case: a request's range_end as Bounds. */
+export function bounds(key: string, rangeEnd: string): Bounds {
+  if (rangeEnd.length === 0) return { key, end: undefined };
+  if (rangeEnd === '\0') return { key, end: '' };
+  return { key, end: rangeEnd };
+}
+
+export class MvccStore {
+  private readonly index = new Map<string, History>();
+  private readonly order = new BTree();
+  /** The revision of the last write transaction that changed something; 1 in an empty store. */
+  private rev = 1;
+  /**
+   * The revision of the last compaction; -1 before the first, as etcd's
+   * compactMainRev (so, as in etcd, compacting at 0 succeeds once).
+   */
+  private compacted = -1;
+  private live = 0;
+  private bytes = 0;
+
+  get currentRevision(): number {
+    return this.rev;
+  }
+
+  get compactRevision(): number {
+    return this.compacted;
+  }
+
+  /** Keys that exist at the current revision. */
+  get keyCount(): number {
+    return this.live;
+  }
+
+  /** The bytes of every kept version's key and value plus a per-version overhead. */
+  get sizeBytes(): number {
+    return this.bytes;
+  }
+
+  /** Keys with a history, live or deleted (deleted ones until compaction drops them). */
+  get historyCount(): number {
+    return this.index.size;
+  }
+
+  /** The key's whole history, if it has one. */
+  history(key: string): History | undefined {
+    return this.index.get(key);
+  }
+
+  /** The key's live version at `rev`, or undefined. */
+  get(key: string, rev: number): Version | undefined {
+    const h = this.index.get(key);
+    return h === undefined ? undefined : visibleAt(h, rev);
+  }
+
+  /**
+   * Visits the keys in `b` that are live at `rev`, in key order, until
+   * `visit` returns false.
+   */
+  visit(b: Bounds, rev: number, visit: (key: string, v: Version) => boolean): void {
+    if (b.end === undefined) {
+      const v = this.get(b.key, rev);
+      if (v !== undefined) visit(b.key, v);
+      return;
+    }
+    const index = this.index;
+    this.order.scan(b.key, b.end === '' ? undefined : b.end, (key) => {
+      const v = visibleAt(index.get(key)!, rev);
+      return v === undefined ? true : visit(key, v);
+    });
+  }
+
+  /** Starts a write transaction at the current revision. */
+  write(): WriteTxn {
+    return new WriteTxn(this, this.rev);
+  }
+
+  /** Records a version (a WriteTxn's change); `h` is the key's history (history(key)). */
+  append(key: string, h: History | undefined, v: Version): void {
+    let wasLive = false;
+    if (h === undefined) {
+      this.index.set(key, v);
+      this.order.insert(key);
+    } else if (Array.isArray(h)) {
+      wasLive = h[h.length - 1]!.value !== null;
+      h.push(v);
+    } else {
+      wasLive = h.value !== null;
+      this.index.set(key, [h, v]);
+    }
+    const isLive = v.value !== null;
+    if (isLive !== wasLive) this.live += isLive ? 1 : -1;
+    this.bytes += versionBytes(key, v);
+  }
+
+  /** Ends a write transaction: the revision moves on if it changed something. */
+  commit(changed: boolean): void {
+    if (changed) this.rev++;
+  }
+
+  /**
+   * Drops the history no read at `rev` or later can see: of each key, the
+   * versions below `rev` except the latest one at or below it, and that one
+   * too if it is a tombstone (a key deleted then is absent either way). A
+   * key left with no history is removed. The caller checks `rev` (etcd's
+   * updateCompactRev).
+   */
+  compact(rev: number): void {
+    this.compacted = rev;
+    let removed = false;
+    this.index.forEach((h, key) => {
+      if (!Array.isArray(h)) {
+        if (h.main <= rev && h.value === null) {
+          this.bytes -= versionBytes(key, h);
+          this.index.delete(key);
+          removed = true;
+        }
+        return;
+      }
+      if (h[0]!.main > rev) return;
+      // The last version at or below rev.
+      let i = 0;
+      while (i + 1 < h.length && h[i + 1]!.main <= rev) i++;
+      const drop = h[i]!.value === null ? i + 1 : i;
+      if (drop === 0) return;
+      for (let j = 0; j < drop; j++) this.bytes -= versionBytes(key, h[j]!);
+      if (drop === h.length) {
+        this.index.delete(key);
+        removed = true;
+      } else if (drop === h.length - 1) {
+        this.index.set(key, h[drop]!);
+      } else {
+        h.splice(0, drop);
+      }
+    });
+    if (removed) this.order.retain((key) => this.index.has(key));
+  }
+
+  /** Every key with its history, in key order (for snapshots and hashes). */
+  forEach(visit: (key: string, h: History) => void): void {
+    const index = this.index;
+    this.order.forEach((key) => visit(key, index.get(key)!));
+  }
+
+  /**
+   * Replaces the contents (restoring a snapshot): `keys` in strictly
+   * ascending order, each with its history.
+   */
+  load(keys: string[], histories: History[], rev: number, compacted: number): void {
+    this.index.clear();
+    let live = 0;
+    let bytes = 0;
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i]!;
+      const h = histories[i]!;
+      this.index.set(key, h);
+      if (latestOf(h).value !== null) live++;
+      if (Array.isArray(h)) for (const v of h) bytes += versionBytes(key, v);
+      else bytes += versionBytes(key, h);
+    }
+    this.order.build(keys);
+    this.rev = rev;
+    this.compacted = compacted;
+    this.live = live;
+    this.bytes = bytes;
+  }
+}
+
+/**
+ * A write transaction (etcd's storeTxnWrite): its changes take revision
+ * begin + 1 with increasing sub-revisions, and its reads see them.
+ */
+export class WriteTxn {
+  private changes = 0;
+
+  constructor(
+    private readonly store: MvccStore,
+    /** The store's revision when the transaction began. */
+    readonly begin: number,
+  ) {}
+
+  get changed(): boolean {
+    return this.changes > 0;
+  }
+
+  /** The revision the transaction's reads see: its own once it has changed something. */
+  get readRevision(): number {
+    return this.changes > 0 ? this.begin + 1 : this.begin;
+  }
+
+  /** The key's live version as the transaction sees it. */
+  get(key: string): Version | undefined {
+    return this.store.get(key, this.readRevision);
+  }
+
+  /** Writes a version of `key` and returns it (etcd's storeTxnWrite.put). */
+  put(key: string, value: string, lease: bigint): Version {
+    const main = this.begin + 1;
+    const h = this.store.history(key);
+    const prev = h === undefined ? undefined : visibleAt(h, this.readRevision);
+    const v: Version = {
+      main,
+      sub: this.changes++,
+      value,
+      create: prev === undefined ? main : prev.create,
+      version: prev === undefined ? 1 : prev.version + 1,
+      lease,
+    };
+    this.store.append(key, h, v);
+    return v;
+  }
+
+  /** Deletes the live keys in `b`; returns how many (etcd's storeTxnWrite.deleteRange). */
+  deleteRange(b: Bounds): number {
+    const keys: string[] = [];
+    this.store.visit(b, this.readRevision, (key) => {
+      keys.push(key);
+      return true;
+    });
+    const main = this.begin + 1;
+    for (const key of keys) {
+      const tombstone: Version = { main, sub: this.changes++, value: null, create: 0, version: 0, lease: NO_LEASE };
+      this.store.append(key, this.store.history(key), tombstone);
+    }
+    return keys.length;
+  }
+
+  /** Ends the transaction (etcd's storeTxnWrite.End). */
+  end(): void {
+    this.store.commit(this.changes > 0);
+  }
+}

@@ -1,0 +1,244 @@
+// The key-value state as bytes: the Raft snapshot of the store, and the
+// hashes members compare to detect divergence.
+//
+// Format, version 1 (integers are varints, see codec.ts):
+//   "RKVS" | u8 version | revision | compact revision (signed) | log clock (ms)
+//   | key count | per key, in ascending key order:
+//       key | version count | per version, oldest first:
+//         main | sub | u8 flags (1: tombstone, 2: lease follows)
+//         | (live only) create revision | version | value | (flag 2) i64 lease
+//   | the session table (sessions.ts) | u32 CRC32C of everything before it.
+//
+// Deterministic: the same state gives the same bytes (keys in order, sessions
+// in order of last use, which every member shares).
+
+import { crc32c } from '../storage/crc.js';
+import { CodecError, Reader, Writer } from './codec.js';
+import { KvSnapshotError } from './errors.js';
+import { type History, type MvccStore, NO_LEASE, type Version, versionsOf } from './mvcc.js';
+import { type Session, SessionTable } from './sessions.js';
+
+const MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
+const VERSION = 1;
+
+const TOMBSTONE = 1;
+const HAS_LEASE = 2;
+
+/** The encoders hand on their bytes in chunks of about this size. */
+const CHUNK = 1 << 16;
+
+function writeVersion(w: Writer, v: Version): void {
+  w.uvarint(v.main);
+  w.uvarint(v.sub);
+  if (v.value === null) {
+    w.u8(TOMBSTONE);
+    return;
+  }
+  const hasLease = v.lease !== NO_LEASE;
+  w.u8(hasLease ? HAS_LEASE : 0);
+  w.uvarint(v.create);
+  w.uvarint(v.version);
+  w.latin1(v.value);
+  if (hasLease) w.i64(v.lease);
+}
+
+/**
+ * Writes the state in the snapshot format, minus the final checksum,
+ * handing the bytes to `sink` in chunks of about CHUNK bytes (each a view,
+ * valid only during the call), so a hash never holds the encoded state.
+ */
+function writeState(store: MvccStore, sessions: SessionTable, clock: number, sink: (chunk: Uint8Array) => void): void {
+  const w = new Writer(CHUNK + 1024);
+  const flush = () => {
+    sink(w.written());
+    w.reset();
+  };
+  for (const b of MAGIC) w.u8(b);
+  w.u8(VERSION);
+  w.uvarint(store.currentRevision);
+  w.svarint(store.compactRevision);
+  w.uvarint(clock);
+  w.uvarint(store.historyCount);
+  store.forEach((key, h) => {
+    w.latin1(key);
+    if (Array.isArray(h)) {
+      w.uvarint(h.length);
+      for (const v of h) writeVersion(w, v);
+    } else {
+      w.uvarint(1);
+      writeVersion(w, h);
+    }
+    if (w.pos > CHUNK) flush();
+  });
+  sessions.encode(w);
+  flush();
+}
+
+export function encodeSnapshot(store: MvccStore, sessions: SessionTable, clock: number): Uint8Array {
+  const chunks: Uint8Array[] = [];
+  let crc = 0;
+  let size = 0;
+  writeState(store, sessions, clock, (chunk) => {
+    crc = crc32c(chunk, crc);
+    size += chunk.length;
+    chunks.push(new Uint8Array(chunk)); // a copy: the chunk is a view the writer reuses
+  });
+  const out = new Uint8Array(size + 4);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  new DataView(out.buffer).setUint32(size, crc, true);
+  return out;
+}
+
+/** The CRC32C of the whole state (store, sessions, clock) as encodeSnapshot writes it, without building the snapshot. */
+export function hashState(store: MvccStore, sessions: SessionTable, clock: number): number {
+  let crc = 0;
+  writeState(store, sessions, clock, (chunk) => {
+    crc = crc32c(chunk, crc);
+  });
+  return crc;
+}
+
+/**
+ * A CRC32C of the key-value history up to revision `rev` and the compact
+ * revision (the role of etcd's HashKV): members that applied the same log
+ * agree on it at every revision they both have, whatever they applied since,
+ * as long as neither has compacted past the other's (compare the compact
+ * revisions too, as etcd's clients do). The caller checks `rev`.
+ */
+export function hashKV(store: MvccStore, rev: number): number {
+  const w = new Writer(CHUNK * 2);
+  let crc = 0;
+  const flush = () => {
+    crc = crc32c(w.written(), crc);
+    w.reset();
+  };
+  w.uvarint(rev);
+  w.svarint(store.compactRevision);
+  // Only what was written by `rev`: the same bytes on a member that has applied more since.
+  store.forEach((key, h) => {
+    const vs = versionsOf(h);
+    let n = 0;
+    while (n < vs.length && vs[n]!.main <= rev) n++;
+    if (n === 0) return;
+    w.latin1(key);
+    w.uvarint(n);
+    for (let i = 0; i < n; i++) writeVersion(w, vs[i]!);
+    if (w.pos > CHUNK) flush();
+  });
+  flush();
+  return crc;
+}
+
+export interface DecodedSnapshot {
+  readonly revision: number;
+  readonly compactRevision: number;
+  readonly clock: number;
+  readonly keys: string[];
+  readonly histories: History[];
+  readonly sessions: Map<string, Session>;
+}
+
+/** Parses and checks a snapshot; throws KvSnapshotError if it is damaged or of another format. */
+export function decodeSnapshot(data: Uint8Array): DecodedSnapshot {
+  if (data.length < MAGIC.length + 1 + 4) throw new KvSnapshotError(`${data.length} bytes is too short for a snapshot`);
+  for (let i = 0; i < MAGIC.length; i++) {
+    if (data[i] !== MAGIC[i]) throw new KvSnapshotError('not a raftkv key-value snapshot (bad magic)');
+  }
+  if (data[MAGIC.length] !== VERSION) {
+    throw new KvSnapshotError(`unsupported snapshot format version ${data[MAGIC.length]} (this build reads version ${VERSION})`);
+  }
+  const body = data.length - 4;
+  const stored = new DataView(data.buffer, data.byteOffset + body, 4).getUint32(0, true);
+  const actual = crc32c(data.subarray(0, body));
+  if (stored !== actual) {
+    throw new KvSnapshotError(`checksum mismatch (stored ${hex(stored)}, computed ${hex(actual)}): the snapshot is damaged`);
+  }
+  try {
+    return parse(new Reader(data, MAGIC.length + 1, body));
+  } catch (e) {
+    if (e instanceof CodecError || e instanceof SnapshotFormatError) throw new KvSnapshotError(e.message);
+    throw e;
+  }
+}
+
+class SnapshotFormatError extends Error {}
+
+function fail(what: string): never {
+  throw new SnapshotFormatError(what);
+}
+
+function parse(r: Reader): DecodedSnapshot {
+  const revision = r.uvarint();
+  const compactRevision = r.svarint();
+  const clock = r.uvarint();
+  if (revision < 1) fail(`revision ${revision} < 1`);
+  if (compactRevision < -1 || compactRevision > revision) fail(`compact revision ${compactRevision} outside -1..${revision}`);
+
+  const keys: string[] = [];
+  const histories: History[] = [];
+  let prevKey: string | undefined;
+  for (let n = r.count(2), i = 0; i < n; i++) {
+    const key = r.latin1();
+    if (key.length === 0) fail('empty key');
+    if (prevKey !== undefined && key <= prevKey) fail('keys out of order');
+    prevKey = key;
+    const m = r.count(3);
+    if (m === 0) fail('a key with no versions');
+    if (m === 1) {
+      // Most keys: one version, held alone (mvcc.History).
+      const v = readVersion(r);
+      checkVersion(v, undefined, revision);
+      keys.push(key);
+      histories.push(v);
+      continue;
+    }
+    // Exact-size: a pushed-to array keeps spare capacity, which adds up over millions of keys.
+    const versions = new Array<Version>(m);
+    for (let j = 0; j < m; j++) {
+      const v = readVersion(r);
+      checkVersion(v, j > 0 ? versions[j - 1] : undefined, revision);
+      versions[j] = v;
+    }
+    keys.push(key);
+    histories.push(versions);
+  }
+  const sessions = SessionTable.decode(r);
+  if (r.remaining !== 0) fail(`${r.remaining} unexpected bytes after the session table`);
+  return { revision, compactRevision, clock, keys, histories, sessions };
+}
+
+/** Checks a version against the one before it in its key's history, and the store's revision. */
+function checkVersion(v: Version, prev: Version | undefined, revision: number): void {
+  if (v.main < 1 || v.main > revision) fail(`version at revision ${v.main} outside 1..${revision}`);
+  if (prev !== undefined && (v.main < prev.main || (v.main === prev.main && v.sub <= prev.sub))) fail('versions out of order');
+  if (v.value === null) {
+    if (prev === undefined || prev.value === null) fail('a tombstone of an absent key');
+  } else if (prev === undefined) {
+    if (v.create < 1 || v.create > v.main || v.version < 1) fail('bad create revision or version');
+  } else if (prev.value === null) {
+    if (v.create !== v.main || v.version !== 1) fail('a new generation not starting at version 1');
+  } else {
+    if (v.create !== prev.create || v.version !== prev.version + 1) fail('versions of a generation do not follow');
+  }
+}
+
+function readVersion(r: Reader): Version {
+  const main = r.uvarint();
+  const sub = r.uvarint();
+  const flags = r.u8();
+  if ((flags & ~(TOMBSTONE | HAS_LEASE)) !== 0 || flags === (TOMBSTONE | HAS_LEASE)) fail(`bad version flags ${flags}`);
+  if (flags === TOMBSTONE) return { main, sub, value: null, create: 0, version: 0, lease: NO_LEASE };
+  const create = r.uvarint();
+  const version = r.uvarint();
+  const value = r.latin1();
+  const lease = (flags & HAS_LEASE) !== 0 ? r.i64() : NO_LEASE;
+  return { main, sub, value, create, version, lease };
+}
+
+function hex(n: number): string {
+  return `0x${n.toString(16).padStart(8, '0')}`;
+}
