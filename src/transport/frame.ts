@@ -164,6 +164,10 @@ export function decodePing(body: Uint8Array): number {
  * all of its bytes are here. A frame that lies inside one chunk is handed out
  * as a view of that chunk; one that spans chunks is copied into a buffer of
  * its own.
+ *
+ * Frames of `streamKind` are not assembled: their body is handed out in
+ * pieces as it arrives (views of the chunks, in order), for bulk data whose
+ * consumer copies it to its place anyway (snapshot chunks).
  */
 export class FrameReader {
   private chunks: Buffer[] = [];
@@ -171,9 +175,13 @@ export class FrameReader {
   private head = 0;
   /** Unconsumed bytes across chunks. */
   private buffered = 0;
-  /** Length (after the prefix) of the frame being awaited, or -1 while awaiting a prefix. */
+  /** Bytes (after the prefix) of the frame being read that are still to come, or -1 while awaiting a prefix. */
   private need = -1;
+  /** Inside a frame of streamKind, after its kind byte. */
+  private streaming = false;
   private stopped = false;
+  /** The kind whose frames are delivered in pieces (see above), if any. */
+  streamKind: number | undefined;
 
   constructor(
     /** The largest frame accepted; may be raised once the handshake has passed. */
@@ -193,9 +201,10 @@ export class FrameReader {
   }
 
   /**
-   * Adds bytes; calls `onFrame` for every complete frame, in order, until
-   * stop() is called. Throws TransportFrameTooLargeError or
-   * TransportFrameError on a bad length prefix; the stream is unusable after.
+   * Adds bytes; calls `onFrame` for every complete frame (or piece of a
+   * streamed one), in order, until stop() is called. Throws
+   * TransportFrameTooLargeError or TransportFrameError on a bad length
+   * prefix; the stream is unusable after.
    */
   push(chunk: Buffer, onFrame: (kind: number, body: Buffer) => void): void {
     if (this.stopped) return;
@@ -209,6 +218,24 @@ export class FrameReader {
         if (len === 0) throw new TransportFrameError('frame of length 0 (no kind byte)', 0);
         if (len > this.maxFrameBytes) throw new TransportFrameTooLargeError(len, this.maxFrameBytes);
         this.need = len;
+      }
+      if (this.streaming) {
+        if (this.buffered === 0) return;
+        const first = this.chunks[0]!;
+        const piece = this.take(Math.min(this.need, first.length - this.head));
+        this.need -= piece.length;
+        if (this.need === 0) {
+          this.streaming = false;
+          this.need = -1;
+        }
+        onFrame(this.streamKind!, piece);
+        continue;
+      }
+      if (this.streamKind !== undefined && this.need > 1 && this.buffered > 0 && this.chunks[0]![this.head] === this.streamKind) {
+        this.take(1);
+        this.need -= 1;
+        this.streaming = true;
+        continue;
       }
       if (this.buffered < this.need) return;
       const f = this.take(this.need);

@@ -346,6 +346,35 @@ describe('frame reader', () => {
     }
   });
 
+  it('hands out frames of the streamed kind in pieces that concatenate to the body', () => {
+    const r = new Random(11);
+    for (let trial = 0; trial < 30; trial++) {
+      const reader = new FrameReader(1 << 20);
+      reader.streamKind = FrameKind.SnapshotChunk;
+      const pieces: Buffer[] = [];
+      const others: Array<[number, Buffer]> = [];
+      let maxPiece = 0;
+      for (let pos = 0; pos < stream.length; ) {
+        const n = 1 + r.int(trial < 10 ? 5 : 2000);
+        reader.push(stream.subarray(pos, pos + n), (kind, body) => {
+          if (kind === FrameKind.SnapshotChunk) {
+            pieces.push(Buffer.from(body));
+            maxPiece = Math.max(maxPiece, body.length);
+          } else {
+            others.push([kind, Buffer.from(body)]);
+          }
+        });
+        pos += n;
+      }
+      assert.deepEqual(Buffer.concat(pieces), frames[2]!.subarray(5), `trial ${trial}`);
+      assert.deepEqual(
+        others.map(([k]) => k),
+        [FrameKind.Message, FrameKind.Accept, FrameKind.Message],
+      );
+      assert.ok(maxPiece <= 2000, 'pieces are never assembled beyond what one push brought');
+    }
+  });
+
   it('rejects a length prefix over the limit before the frame arrives', () => {
     const r = new FrameReader(1024);
     const prefix = Buffer.alloc(4);
