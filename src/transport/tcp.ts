@@ -103,7 +103,9 @@ export class TcpTransport implements Transport {
       now: this.clock,
       isPeer: (id) => this.peers.has(id),
       track: (socket) => this.track(socket),
-      deliver: (m) => this.handlers?.onMessage(m),
+      deliver: (m) => {
+        if (!this.closed) this.handlers?.onMessage(m);
+      },
       unreachable: (peer) => this.reportUnreachable(peer),
       roundTrip: (peer, ms) => this.options.onRoundTrip?.(peer, ms),
       inboundOpened: (conn) => this.inboundOpened(conn),
@@ -121,6 +123,7 @@ export class TcpTransport implements Transport {
     this.ticker.unref();
     const addr = this.listenAddress;
     if (addr === undefined) return;
+    // On failure (address in use, ...) the transport stays usable for close().
     const server = net.createServer({ noDelay: true, keepAlive: true }, (socket) => this.accept(socket));
     this.server = server;
     await new Promise<void>((resolve, reject) => {
@@ -240,15 +243,31 @@ export class TcpTransport implements Transport {
       return;
     }
     let total = 0;
-    for (const i of indexes) total += FRAME_HEADER_BYTES + sizes[i]!;
+    let count = 0;
+    for (const i of indexes) {
+      // The peer would close the stream on a frame over its limit, and Raft
+      // would resend the same message forever: drop it here instead.
+      if (sizes[i]! + 1 > this.limits.maxFrameBytes) {
+        this.log.error(
+          { peer: memberHex(to), type: messages[i]!.type, bytes: sizes[i] },
+          `dropped a ${sizes[i]}-byte ${messages[i]!.type} to peer ${memberHex(to)}: over the ${this.limits.maxFrameBytes}-byte frame limit (lower the Raft max message size)`,
+        );
+        this.reportUnreachable(to);
+        continue;
+      }
+      total += FRAME_HEADER_BYTES + sizes[i]!;
+      count++;
+    }
+    if (count === 0) return;
     // One allocation and one write for the whole batch.
     const buf = Buffer.allocUnsafe(total);
     let pos = 0;
     for (const i of indexes) {
+      if (sizes[i]! + 1 > this.limits.maxFrameBytes) continue;
       pos = putFrameHeader(buf, pos, FrameKind.Message, sizes[i]!);
       pos = encodeInto(messages[i]!, buf, pos);
     }
-    if (!stream.offer(buf, indexes.length)) this.reportUnreachable(to);
+    if (!stream.offer(buf, count)) this.reportUnreachable(to);
   }
 
   private streamTo(peer: NodeId): PeerStream | undefined {

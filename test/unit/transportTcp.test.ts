@@ -469,6 +469,73 @@ describe('TcpTransport', () => {
     await a.t.close();
   });
 
+  it('throws on a malformed message before sending any of the batch; drops one over the frame limit', async () => {
+    const [a, b] = await cluster(2, { maxFrameBytes: 2048, snapshotChunkBytes: 1024 });
+    assert.throws(
+      () => a!.t.send([heartbeat(1, 2, 1), message({ type: 'MsgApp', from: 1, to: 2, term: -1 })]),
+      (e: unknown) => (e as { code?: string }).code === 'TRANSPORT_BAD_MESSAGE' && /term = -1/.test((e as Error).message),
+    );
+    a!.t.send([heartbeat(1, 2, 2), app(1, 2, 1, 4000), heartbeat(1, 2, 3)]);
+    await waitFor('the heartbeats', () => b!.rec.messages.length === 2);
+    assert.deepEqual(
+      b!.rec.messages.map((m) => m.round),
+      [2, 3],
+      'the malformed batch sent nothing; the oversized message alone was dropped',
+    );
+    assert.match(a!.log.find('error', /over the 2048-byte frame limit/)[0]!.msg, /dropped a \d+-byte MsgApp to peer 2/);
+    assert.deepEqual(a!.rec.unreachable, [2]);
+    await Promise.all([a!.t.close(), b!.t.close()]);
+  });
+
+  it('writes the messages of one send() to a peer in one socket write', async () => {
+    const sockets: net.Socket[] = [];
+    const chunks: number[] = [];
+    const server = net.createServer((s) => {
+      sockets.push(s);
+      s.once('data', () => {
+        s.write(frame(FrameKind.Accept));
+        s.on('data', (c: Buffer) => chunks.push(c.length));
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const a = await member(1, { limits: { pingIntervalMs: 60_000 } });
+    a.t.addPeer(2, `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+    a.t.send([heartbeat(1, 2, 0)]);
+    await waitFor('connected', () => a.t.peerStatus(2)!.connected);
+    await sleep(20);
+    chunks.length = 0;
+    const spy = sockets.length;
+    const writes: number[] = [];
+    const orig = net.Socket.prototype.write;
+    net.Socket.prototype.write = function (this: net.Socket, ...args: Parameters<typeof orig>) {
+      writes.push((args[0] as Uint8Array).length);
+      return orig.apply(this, args);
+    } as typeof orig;
+    try {
+      a.t.send([heartbeat(1, 2, 1), app(1, 2, 1), heartbeat(1, 2, 2), app(1, 3, 9)]);
+    } finally {
+      net.Socket.prototype.write = orig;
+    }
+    assert.equal(spy, 1);
+    const want = [heartbeat(1, 2, 1), app(1, 2, 1), heartbeat(1, 2, 2)].reduce((n, m) => n + 5 + encodeMessage(m).length, 0);
+    assert.deepEqual(writes, [want], 'one write holding the three messages to peer 2');
+    await waitFor('bytes arrive', () => chunks.reduce((x, y) => x + y, 0) === want);
+    await a.t.close();
+    for (const s of sockets) s.destroy();
+    await new Promise((r) => server.close(r));
+  });
+
+  it('fails start() with a typed error when the address is in use', async () => {
+    const a = await member(1);
+    const b = new TcpTransport({ selfId: 2, clusterId: CLUSTER, listen: a.url, random: new Random(2) });
+    await assert.rejects(
+      b.start(new Recorder()),
+      (e: unknown) => (e as { code?: string }).code === 'TRANSPORT_LISTEN_FAILED' && /EADDRINUSE/.test((e as Error).message),
+    );
+    await b.close();
+    await a.t.close();
+  });
+
   it('removePeer closes its connections and refuses it afterwards', async () => {
     const [a, b] = await cluster(2);
     b!.t.send([heartbeat(2, 1, 1)]);
