@@ -181,7 +181,11 @@ export class InboundConn {
       // at the end to stall the event loop (and the heartbeats it serves).
       // A zero-filled buffer this large is mapped lazily by the OS: memory
       // is committed as data is written, not when a header claims a size.
-      this.snapData = new Uint8Array(Number(total));
+      try {
+        this.snapData = new Uint8Array(Number(total));
+      } catch (e) {
+        throw new TransportFrameError(`cannot allocate ${total} bytes for the snapshot: ${e instanceof Error ? e.message : String(e)}`, 0);
+      }
       this.reader.streamKind = FrameKind.SnapshotChunk;
     } else {
       if (kind !== FrameKind.SnapshotChunk) throw new TransportFrameError(`expected SnapshotChunk, got ${frameKindName(kind)}`, 0);

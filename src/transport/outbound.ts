@@ -87,7 +87,7 @@ export class OutboundConn {
       this.reader.push(chunk, (kind, body) => this.onFrame(kind, body));
     } catch (e) {
       if (!(e instanceof TransportError)) throw e;
-      this.ctx.log.error({ peer: memberHex(this.peer), error: e.message }, 'closing connection to peer: bad frame');
+      this.ctx.log.error({ peer: memberHex(this.peer), error: e.message }, `closing connection to peer ${memberHex(this.peer)}: ${e.message}`);
       this.destroy(e.message);
     }
   }
