@@ -176,6 +176,13 @@ export class InboundConn {
       if (m.type !== 'MsgSnap' || m.snapshot === undefined || m.snapshot.data.byteLength !== 0) {
         throw new TransportFrameError(`snapshot header holds ${m.type}, not a MsgSnap without data`, 8);
       }
+      // Checked before the data, so that the sender learns of the failure (no ack).
+      if (m.to !== this.ctx.selfId || m.from !== this.peer) {
+        throw new TransportFrameError(
+          `snapshot from ${memberHex(m.from)} to ${memberHex(m.to)} on a connection from peer ${memberHex(this.peer)} to member ${memberHex(this.ctx.selfId)}`,
+          8,
+        );
+      }
       this.snapHeader = m;
       // The data is copied here piece by piece as it arrives: no large copy
       // at the end to stall the event loop (and the heartbeats it serves).
@@ -205,7 +212,7 @@ export class InboundConn {
     const m: MutableMessage = { ...header };
     m.snapshot = { metadata: header.snapshot!.metadata, data };
     this.ctx.log.info({ ...this.fields(), snapshotIndex: m.snapshot.metadata.index, bytes: data.byteLength }, 'received database snapshot');
-    this.onMessage(m);
+    this.ctx.deliver(m);
     this.socket.write(frame(FrameKind.SnapshotAck));
   }
 
