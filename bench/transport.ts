@@ -1,4 +1,4 @@
-// Transport: encode/decode speed of the peer wire codec on a MsgApp of 64 entries of 256 B, against a plain copy of its bytes, and MsgApps/s through TcpTransport over loopback.
+// Peer transport: encode/decode speed of the peer wire codec on a MsgApp of 64 entries of 256 B, against a plain copy of its bytes, and MsgApps/s through TcpTransport over loopback.
 //
 // codec (src/transport/codec.ts), one message at a time, as the transport
 // does it:
