@@ -28,21 +28,19 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import { decodeConfChange } from '../raft/confchange.js';
-import { InvalidMessageError, ProposalDroppedError } from '../raft/errors.js';
+import { InvalidMessageError } from '../raft/errors.js';
 import { type ProgressStatus, type Ready, RawNode, bootstrapState } from '../raft/rawNode.js';
 import type { InitialState, Storage } from '../raft/storage.js';
 import type {
   ConfChange,
   ConfChangeSingle,
   ConfState,
-  DroppedProposal,
   Entry,
   HardState,
   Logger,
   Message,
   NodeId,
   RandomSource,
-  ReadState,
   Snapshot,
   SoftState,
   StateType,
@@ -51,23 +49,8 @@ import { DiskStorage } from '../storage/diskStorage.js';
 import { StorageError } from '../storage/errors.js';
 import { NodeFileSystem } from '../storage/nodeFs.js';
 import type { Transport } from '../transport/types.js';
-import {
-  type ProposalId,
-  decodeConfContext,
-  decodeEnvelope,
-  decodeNodeSnapshot,
-  encodeConfContext,
-  encodeEnvelope,
-  encodeNodeSnapshot,
-} from './envelope.js';
-import {
-  InvalidNodeOptionsError,
-  InvalidRequestError,
-  LeaderChangedError,
-  NodeFailedError,
-  NodeStoppedError,
-  RequestTimeoutError,
-} from './errors.js';
+import { decodeConfContext, decodeEnvelope, decodeNodeSnapshot, encodeConfContext, encodeEnvelope, encodeNodeSnapshot } from './envelope.js';
+import { InvalidNodeOptionsError, InvalidRequestError, NodeFailedError, NodeStoppedError, RequestTimeoutError } from './errors.js';
 import {
   type NodeClock,
   type NodeLogger,
@@ -78,6 +61,8 @@ import {
   SYSTEM_CLOCK,
   resolveOptions,
 } from './options.js';
+import { Proposals, type Settle } from './proposals.js';
+import { Reads } from './reads.js';
 import type { StateMachine } from './stateMachine.js';
 
 /** What the node reports about itself (for the server's status endpoints and the visualiser). */
@@ -102,29 +87,30 @@ export interface NodeStatus {
 
 /** Counters since the node started. */
 export interface NodeMetrics {
-  /** Proposals of this node applied here (their callers got a result). */
-  proposalsCommitted: number;
-  /** Proposals of this node that failed (dropped, overwritten, timed out, stopped). */
-  proposalsFailed: number;
-  proposalsPending: number;
-  readsServed: number;
-  readsFailed: number;
-  /** ReadIndex requests sent to the core: concurrent reads share one. */
-  readIndexRequests: number;
-  /** Entries applied (all members' proposals, conf changes and no-ops). */
-  appliedEntries: number;
-  snapshotsTaken: number;
-  snapshotsInstalled: number;
-  leaderChanges: number;
-  /** Readies handled, and how many of them needed the disk. */
-  readies: number;
-  writes: number;
-  /** Entries persisted. */
-  persistedEntries: number;
-  /** Write + fdatasync durations. */
-  fsyncTotalMs: number;
-  fsyncMaxMs: number;
-  fsyncLastMs: number;
+  /** Proposals (and membership changes) of this node applied here: their callers got a result. */
+  readonly proposalsCommitted: number;
+  /** Proposals of this node that failed (refused, overwritten, timed out, stopped). */
+  readonly proposalsFailed: number;
+  readonly proposalsPending: number;
+  readonly readsServed: number;
+  readonly readsFailed: number;
+  /** ReadIndex requests sent: concurrent reads share one. */
+  readonly readIndexRequests: number;
+  /** Entries applied (every member's proposals, conf changes and no-ops). */
+  readonly appliedEntries: number;
+  /** Committed but not yet applied here. */
+  readonly applyLag: number;
+  readonly snapshotsTaken: number;
+  readonly snapshotsInstalled: number;
+  readonly leaderChanges: number;
+  /** Readies handled, and the writes (each one fdatasync) they needed. */
+  readonly readies: number;
+  readonly writes: number;
+  readonly persistedEntries: number;
+  /** Write + fdatasync durations, in milliseconds. */
+  readonly fsyncTotalMs: number;
+  readonly fsyncMaxMs: number;
+  readonly fsyncLastMs: number;
 }
 
 /** The events a node emits (the server turns them into logs, metrics and the visualiser's stream). */
@@ -138,45 +124,21 @@ export interface NodeEvents {
   snapshotTaken: [{ index: number; term: number; bytes: number; compactedTo: number }];
   snapshotInstalled: [{ index: number; term: number; bytes: number }];
   confChangeApplied: [{ index: number; change: ConfChange; confState: ConfState; url: string | undefined }];
-  /** This member's own removal was applied: it no longer belongs to the cluster (etcd stops such a member). */
+  /**
+   * This member applied its own removal. A removed follower may never
+   * apply it (the leader stops replicating to it); etcd's transport tells
+   * such a member instead.
+   */
   removed: [{ index: number }];
   /** The node stopped itself; every request failed with this error. */
   fatal: [NodeFailedError];
   stopped: [];
 }
 
-type Settle = { resolve(value: unknown): void; reject(err: Error): void };
-
-/** A proposal (or conf change) of this node, from propose() until applied or failed. */
-interface Pending extends Settle {
-  readonly seq: number;
-  readonly deadline: number;
-  readonly what: string;
-  /** The enveloped command, until handed to the core. */
-  data: Uint8Array | undefined;
-  /** The log index its entry was seen at in this node's log (0: not seen). */
-  index: number;
-}
-
-/** Reads that share one ReadIndex request (as etcd's linearizableReadLoop batches them). */
-interface ReadBatch {
-  readonly waiters: Settle[];
-  readonly deadline: number;
-  /** The leader the request went to: if leadership changes before the answer, it is lost. */
-  leader: NodeId;
-  /** The read index once confirmed; -1 before. */
-  index: number;
-  lastRequest: number;
-  readonly contexts: string[];
-}
-
 interface Transfer extends Settle {
   readonly target: NodeId;
   readonly deadline: number;
 }
-
-const textEncoder = new TextEncoder();
-const textDecoder = new TextDecoder();
 
 /** Creates a node: opens (or bootstraps) its storage, starts its transport and its clock. */
 export function createNode<Result = unknown>(options: RaftNodeOptions<Result>): Promise<RaftNode<Result>> {
@@ -186,7 +148,7 @@ export function createNode<Result = unknown>(options: RaftNodeOptions<Result>): 
 export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   readonly id: NodeId;
   private readonly options: RaftNodeOptions<Result>;
-  private readonly opts: ResolvedOptions;
+  private readonly config: ResolvedOptions;
   private readonly storage: NodeStorage;
   private readonly transport: Transport;
   private readonly sm: StateMachine<Result>;
@@ -194,15 +156,16 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   private readonly logger: NodeLogger;
   private readonly random: RandomSource;
   private raw!: RawNode;
-  /** Distinguishes this process's proposals from those of this member's earlier lives. */
-  private readonly nonce: number;
+  private readonly proposals: Proposals;
+  private readonly reads: Reads;
+  private transfers: Transfer[] = [];
 
   /** The configuration and the peer URLs as of appliedIndex. */
   private confState: ConfState;
   private members = new Map<NodeId, string>();
   private appliedIndex = 0;
   private soft: SoftState = { lead: 0, state: 'follower' };
-  /** A hard state whose only change was the commit index: not synced on its own (etcd neither), written with the next write. */
+  /** A Ready's hard state that changed only the commit index: not synced on its own (etcd neither); written with the next write. */
   private unsavedHardState: HardState | undefined;
 
   private ticker: unknown;
@@ -210,30 +173,13 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   /** The Ready being written, from ready() until applied and advanced (or failed). */
   private persisting: Ready | undefined;
   private idleWaiters: (() => void)[] = [];
+  /** No more ticks, passes or requests: stopping, stopped or failed. */
   private halted = false;
   private stopPromise: Promise<void> | undefined;
   /** Set when the node stopped itself: every request fails with it. */
   failure: NodeFailedError | undefined;
 
-  private seq = 0;
-  private readonly pending = new Map<number, Pending>();
-  private proposalQueue: Pending[] = [];
-  /** Pending proposals by the index their entry holds in this node's log. */
-  private readonly byIndex = new Map<number, Pending>();
-  private maxTrackedIndex = 0;
-
-  private readQueue: Settle[] = [];
-  private readBatches: ReadBatch[] = [];
-  private readonly readByContext = new Map<string, ReadBatch>();
-  private readSeq = 0;
-  private transfers: Transfer[] = [];
-
-  private readonly counters: Omit<NodeMetrics, 'proposalsPending'> = {
-    proposalsCommitted: 0,
-    proposalsFailed: 0,
-    readsServed: 0,
-    readsFailed: 0,
-    readIndexRequests: 0,
+  private readonly counters = {
     appliedEntries: 0,
     snapshotsTaken: 0,
     snapshotsInstalled: 0,
@@ -247,7 +193,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   };
 
   static async create<Result>(options: RaftNodeOptions<Result>): Promise<RaftNode<Result>> {
-    const resolved = resolveOptions(options as RaftNodeOptions<unknown>);
+    const config = resolveOptions(options as RaftNodeOptions<unknown>);
     const storage: NodeStorage =
       options.storage ??
       DiskStorage.open({
@@ -261,8 +207,8 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     try {
       if (isEmpty(storage)) {
         if (options.initialVoters) {
-          // The initial configuration is written before the member runs at all:
-          // a crash cannot leave it without one (see bootstrapState).
+          // The initial configuration is on disk before the member runs at
+          // all: a crash cannot leave it without one (see bootstrapState).
           const { entries, hardState } = bootstrapState(options.initialVoters);
           await new Promise<void>((resolve, reject) =>
             storage.save({ entries, hardState }, (err) => (err ? reject(err) : resolve())),
@@ -273,7 +219,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
           );
         }
       }
-      const node = new RaftNode(options, resolved, storage);
+      const node = new RaftNode(options, config, storage);
       await node.start();
       return node;
     } catch (err) {
@@ -282,19 +228,26 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     }
   }
 
-  private constructor(options: RaftNodeOptions<Result>, resolved: ResolvedOptions, storage: NodeStorage) {
+  private constructor(options: RaftNodeOptions<Result>, config: ResolvedOptions, storage: NodeStorage) {
     super();
     this.id = options.id;
-    this.opts = resolved;
+    this.options = options;
+    this.config = config;
     this.storage = storage;
     this.transport = options.transport;
     this.sm = options.stateMachine;
     this.clock = options.clock ?? SYSTEM_CLOCK;
     this.logger = options.logger ?? SILENT_NODE_LOGGER;
     this.random = options.random ?? { int: (n) => randomInt(n) };
-    this.nonce = this.random.int(0x7fffffff);
+    const nonce = this.random.int(0x7fffffff);
+    this.proposals = new Proposals(this.id, nonce, config.requestTimeoutMs);
+    this.reads = new Reads(
+      { readIndex: (context) => this.raw.readIndex(context), leader: () => this.raw.raft.lead },
+      nonce,
+      config.requestTimeoutMs,
+      config.readIndexRetryMs,
+    );
     this.confState = storage.initialState().confState;
-    this.options = options;
   }
 
   private async start(): Promise<void> {
@@ -309,18 +262,18 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       this.appliedIndex = snap.metadata.index;
       this.confState = snap.metadata.confState;
     }
-    for (const [id, url] of this.opts.peers) this.members.set(id, url);
+    for (const [id, url] of this.config.peers) this.members.set(id, url);
 
-    const logger = this.logger;
+    const log = this.logger;
     const coreLogger: Logger = {
-      debug: (msg, fields) => logger.debug({ member: this.id, ...fields }, msg),
-      info: (msg, fields) => logger.info({ member: this.id, ...fields }, msg),
-      warn: (msg, fields) => logger.warn({ member: this.id, ...fields }, msg),
+      debug: (msg, fields) => log.debug({ member: this.id, ...fields }, msg),
+      info: (msg, fields) => log.info({ member: this.id, ...fields }, msg),
+      warn: (msg, fields) => log.warn({ member: this.id, ...fields }, msg),
     };
     this.raw = new RawNode({
       id: this.id,
-      electionTick: this.opts.electionTicks,
-      heartbeatTick: this.opts.heartbeatTicks,
+      electionTick: this.config.electionTicks,
+      heartbeatTick: this.config.heartbeatTicks,
       storage: new CoreStorageView(this.storage, () => this.snapshotForPeer()),
       random: this.random,
       applied: this.appliedIndex,
@@ -343,10 +296,10 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
 
     // Fast-forward the election clock, as etcd does at start: the first
     // election comes within one election timeout rather than two. (A member
-    // that rejoins a live cluster loses nothing: PreVote and the others'
-    // leader stickiness keep it from disturbing the leader.)
-    for (let i = 1; i < this.opts.electionTicks; i++) this.raw.tick();
-    this.ticker = this.clock.setInterval(this.onTick, this.opts.tickMs);
+    // that rejoins a live cluster disturbs nothing: PreVote and the others'
+    // leader stickiness keep it from deposing the leader.)
+    for (let i = 1; i < this.config.electionTicks; i++) this.raw.tick();
+    this.ticker = this.clock.setInterval(this.onTick, this.config.tickMs);
     this.logger.info(
       {
         member: this.id,
@@ -362,14 +315,15 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   }
 
   // ---------------------------------------------------------------------------
-  // Public API
+  // Requests
 
   /**
    * Proposes a command. Resolves with the state machine's result once the
    * entry is committed and applied on this node. Rejects with
-   * ProposalDroppedError (no leader, transfer under way, ...; nothing was
-   * written), LeaderChangedError (the entry was overwritten: never applied),
-   * RequestTimeoutError (outcome unknown), NodeStoppedError or NodeFailedError.
+   * ProposalDroppedError (no leader, a transfer under way, ...: nothing was
+   * written), LeaderChangedError (the entry was overwritten: it will never
+   * apply), RequestTimeoutError (outcome unknown), NodeStoppedError or
+   * NodeFailedError.
    */
   propose(command: Uint8Array): Promise<Result> {
     if (!(command instanceof Uint8Array)) {
@@ -378,10 +332,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     return new Promise<Result>((resolve, reject) => {
-      const p = this.newPending('proposal', resolve as (v: unknown) => void, reject);
-      p.data = encodeEnvelope(this.proposalId(p.seq), command);
-      // Handed to the core at the next pass, with every proposal made until then.
-      this.proposalQueue.push(p);
+      const id = this.proposals.add('proposal', { resolve: resolve as (v: unknown) => void, reject }, this.clock.now());
+      // Handed to the core at the next pass, together with every proposal made until then.
+      this.proposals.enqueue(id, encodeEnvelope(id, command));
       this.schedule();
     });
   }
@@ -389,22 +342,28 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   /**
    * A linearizable read barrier (diss. §6.4): resolves once this node has
    * applied everything committed before the call, as confirmed by the
-   * current leader. Then reading the local state machine is linearizable.
-   * Concurrent calls share one ReadIndex request.
+   * current leader; reading the local state machine then is linearizable.
+   * Concurrent calls share one ReadIndex request. Rejects with
+   * ProposalDroppedError('no-leader'), LeaderChangedError,
+   * RequestTimeoutError, NodeStoppedError or NodeFailedError.
    */
   readIndex(): Promise<void> {
     const refused = this.refusal();
     if (refused) return Promise.reject(refused);
     return new Promise<void>((resolve, reject) => {
-      this.readQueue.push({ resolve: resolve as (v: unknown) => void, reject });
+      this.reads.wait({ resolve: resolve as (v: unknown) => void, reject });
       this.schedule();
     });
   }
 
-  /** Adds a voter (or a learner), reachable at `url`. Resolves with the configuration once applied here. */
+  /**
+   * Adds a voter (or a learner) reachable at `url` (handed to every
+   * member's transport). Resolves with the configuration once applied here.
+   * One change at a time: while one is pending the leader refuses another
+   * (ProposalDroppedError 'conf-change-pending').
+   */
   addMember(id: NodeId, options: { learner?: boolean; url?: string } = {}): Promise<ConfState> {
-    const known = this.confState.voters.includes(id) || this.confState.learners.includes(id);
-    if (known) return Promise.reject(new InvalidRequestError(`member ${id} is already in the cluster`));
+    if (this.isMember(id)) return Promise.reject(new InvalidRequestError(`member ${id} is already in the cluster`));
     return this.proposeConfChange({ type: options.learner ? 'addLearner' : 'addNode', nodeId: id }, options.url);
   }
 
@@ -417,8 +376,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   }
 
   removeMember(id: NodeId): Promise<ConfState> {
-    const known = this.confState.voters.includes(id) || this.confState.learners.includes(id);
-    if (!known) return Promise.reject(new InvalidRequestError(`member ${id} is not in the cluster`));
+    if (!this.isMember(id)) return Promise.reject(new InvalidRequestError(`member ${id} is not in the cluster`));
     return this.proposeConfChange({ type: 'removeNode', nodeId: id }, undefined);
   }
 
@@ -431,35 +389,34 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       try {
         this.raw.transferLeader(target);
       } catch (err) {
-        reject(err);
+        reject(err as Error);
         return;
       }
-      this.transfers.push({
-        target,
-        deadline: this.clock.now() + this.opts.requestTimeoutMs,
-        resolve: resolve as (v: unknown) => void,
-        reject,
-      });
+      const deadline = this.clock.now() + this.config.requestTimeoutMs;
+      this.transfers.push({ target, deadline, resolve: resolve as (v: unknown) => void, reject });
       this.schedule();
     });
   }
 
-  /** Campaigns now (tests, tools; normally the election timeout does it). */
+  /** Campaigns now, rather than at the election timeout (tools, tests). */
   campaign(): void {
-    if (this.halted) return;
     this.guard(() => this.raw.campaign());
+    this.schedule();
   }
 
   /**
-   * Stops the node gracefully: stops ticking and taking requests, lets the
-   * write in flight finish (and its entries apply), writes the latest commit
-   * index, then closes the transport and the storage. Requests still
-   * pending fail with NodeStoppedError. Idempotent.
+   * Stops gracefully: no more ticks or requests; the write in flight
+   * finishes (and its entries apply); the latest commit index is written;
+   * the transport and the storage close. Requests still pending fail with
+   * NodeStoppedError. Idempotent.
    */
   stop(): Promise<void> {
     this.stopPromise ??= this.shutdown();
     return this.stopPromise;
   }
+
+  // ---------------------------------------------------------------------------
+  // Introspection
 
   status(): NodeStatus {
     const s = this.raw.status();
@@ -482,7 +439,16 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   }
 
   metrics(): NodeMetrics {
-    return { ...this.counters, proposalsPending: this.pending.size };
+    return {
+      ...this.counters,
+      proposalsCommitted: this.proposals.committed,
+      proposalsFailed: this.proposals.failed,
+      proposalsPending: this.proposals.size,
+      readsServed: this.reads.served,
+      readsFailed: this.reads.failed,
+      readIndexRequests: this.reads.requests,
+      applyLag: this.raw.raft.raftLog.committed - this.appliedIndex,
+    };
   }
 
   /** The index of the last entry applied to the state machine. */
@@ -506,7 +472,10 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   private readonly onTick = (): void => {
     this.guard(() => {
       this.raw.tick();
-      this.expire(this.clock.now());
+      const now = this.clock.now();
+      this.proposals.expire(now);
+      this.reads.expire(now);
+      this.expireTransfers(now);
     });
     this.schedule();
   };
@@ -534,6 +503,41 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     }
   }
 
+  private refusal(): Error | undefined {
+    if (this.failure) return this.failure;
+    if (this.halted) return new NodeStoppedError();
+    return undefined;
+  }
+
+  private isMember(id: NodeId): boolean {
+    return this.confState.voters.includes(id) || this.confState.learners.includes(id);
+  }
+
+  private proposeConfChange(change: ConfChangeSingle, url: string | undefined): Promise<ConfState> {
+    const refused = this.refusal();
+    if (refused) return Promise.reject(refused);
+    return new Promise<ConfState>((resolve, reject) => {
+      const what = `conf change ${change.type} ${change.nodeId}`;
+      const id = this.proposals.add(what, { resolve: resolve as (v: unknown) => void, reject }, this.clock.now());
+      try {
+        this.raw.proposeConfChange({ transition: 'auto', changes: [change], context: encodeConfContext(id, url) });
+      } catch (err) {
+        this.proposals.remove(id);
+        reject(err as Error);
+        return;
+      }
+      this.schedule();
+    });
+  }
+
+  private expireTransfers(now: number): void {
+    this.transfers = this.transfers.filter((t) => {
+      if (t.deadline > now) return true;
+      t.reject(new RequestTimeoutError(`leadership transfer to ${t.target}`, this.config.requestTimeoutMs));
+      return false;
+    });
+  }
+
   /** Emits an event; a listener's error is logged, never thrown into the loop. */
   private notify<K extends keyof NodeEvents>(event: K, ...args: NodeEvents[K]): void {
     try {
@@ -541,44 +545,6 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     } catch (err) {
       this.logger.error({ member: this.id, event, err }, 'an event listener threw');
     }
-  }
-
-  private refusal(): Error | undefined {
-    if (this.failure) return this.failure;
-    if (this.halted) return new NodeStoppedError();
-    return undefined;
-  }
-
-  private proposalId(seq: number): ProposalId {
-    return { proposer: this.id, nonce: this.nonce, seq };
-  }
-
-  private newPending(what: string, resolve: (v: unknown) => void, reject: (e: Error) => void): Pending {
-    const seq = ++this.seq;
-    const p: Pending = { seq, what, deadline: this.clock.now() + this.opts.requestTimeoutMs, data: undefined, index: 0, resolve, reject };
-    this.pending.set(seq, p);
-    return p;
-  }
-
-  private proposeConfChange(change: ConfChangeSingle, url: string | undefined): Promise<ConfState> {
-    const refused = this.refusal();
-    if (refused) return Promise.reject(refused);
-    return new Promise<ConfState>((resolve, reject) => {
-      const p = this.newPending(`conf change ${change.type} ${change.nodeId}`, resolve as (v: unknown) => void, reject);
-      try {
-        // One at a time: the core refuses a second until the first is applied.
-        this.raw.proposeConfChange({
-          transition: 'auto',
-          changes: [change],
-          context: encodeConfContext(this.proposalId(p.seq), url),
-        });
-      } catch (err) {
-        this.pending.delete(p.seq);
-        reject(err as Error);
-        return;
-      }
-      this.schedule();
-    });
   }
 
   // ---------------------------------------------------------------------------
@@ -601,46 +567,47 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   };
 
   private pass(): void {
-    this.submitProposals();
-    this.submitReads();
+    // Into the core even while a write is in flight: they go out with the next Ready.
+    this.proposals.submit((data) => this.raw.proposeBatch(data));
+    this.reads.submit(this.clock.now());
     if (this.persisting || !this.raw.hasReady()) return;
     const rd = this.raw.ready();
-    this.persisting = rd;
     this.counters.readies++;
     if (rd.softState) this.onSoftState(rd.softState);
     if (rd.messages.length > 0) this.transport.send(rd.messages);
-    if (rd.entries.length > 0) this.trackProposals(rd.entries);
+    this.proposals.track(rd.entries);
     if (rd.snapshot === undefined && rd.entries.length === 0 && !rd.mustSync) {
-      // Nothing durable to write: at most a new commit index, which Raft
-      // can always recompute (Figure 2 lists commitIndex as volatile). etcd
-      // does not sync it either; it goes out with the next write.
+      // Nothing to make durable but, at most, a new commit index, which Raft
+      // can always learn again (Figure 2: commitIndex is volatile state).
+      // etcd does not sync it either; it goes out with the next write.
       if (rd.hardState) this.unsavedHardState = rd.hardState;
+      this.persisting = rd;
       this.afterPersist(rd);
       return;
     }
     const hardState = rd.hardState ?? this.unsavedHardState;
     this.unsavedHardState = undefined;
     const started = this.clock.now();
-    this.storage.save({ hardState, entries: rd.entries, snapshot: rd.snapshot }, (err) => {
-      if (err) {
-        this.persistingEnded();
-        this.fail(new NodeFailedError('storage', err));
-        return;
-      }
-      const durationMs = this.clock.now() - started;
-      const c = this.counters;
-      c.writes++;
-      c.persistedEntries += rd.entries.length;
-      c.fsyncTotalMs += durationMs;
-      c.fsyncLastMs = durationMs;
-      c.fsyncMaxMs = Math.max(c.fsyncMaxMs, durationMs);
-      this.notify('persisted', { durationMs, entries: rd.entries.length, hardState: hardState !== undefined, snapshot: rd.snapshot !== undefined });
-      if (this.failure) {
-        this.persistingEnded();
-        return;
-      }
-      this.afterPersist(rd);
-    });
+    this.persisting = rd;
+    try {
+      this.storage.save({ hardState, entries: rd.entries, snapshot: rd.snapshot }, (err) => {
+        if (err) {
+          this.persistingEnded();
+          this.fail(new NodeFailedError('storage', err));
+          return;
+        }
+        this.recordWrite(rd, hardState !== undefined, this.clock.now() - started);
+        if (this.failure) {
+          this.persistingEnded();
+          return;
+        }
+        this.afterPersist(rd);
+      });
+    } catch (err) {
+      // E.g. the snapshot file could not be written: no callback will come.
+      this.persistingEnded();
+      throw err;
+    }
   }
 
   /** The Ready is durable: acknowledge, install, apply, serve reads, advance. */
@@ -648,12 +615,12 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     try {
       if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
       if (rd.snapshot) this.installSnapshot(rd.snapshot);
-      for (const d of rd.droppedProposals) this.onDropped(d);
+      for (const d of rd.droppedProposals) this.proposals.dropped(d);
       for (const e of rd.committedEntries) this.applyEntry(e);
-      for (const rs of rd.readStates) this.onReadState(rs);
+      for (const rs of rd.readStates) this.reads.confirmed(rs);
       this.raw.advance(rd);
-      this.serveReads();
-      if (this.appliedIndex - this.storage.snapshotIndex() >= this.opts.snapshotCount) this.takeSnapshot(true);
+      this.reads.serve(this.appliedIndex);
+      if (this.appliedIndex - this.storage.snapshotIndex() >= this.config.snapshotCount) this.takeSnapshot(true);
     } catch (err) {
       this.persistingEnded();
       this.fail(asFailure(err));
@@ -670,53 +637,14 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     for (const w of waiters) w();
   }
 
-  private submitProposals(): void {
-    if (this.proposalQueue.length === 0) return;
-    // Proposals that timed out before reaching the core stay out of the log.
-    const batch = this.proposalQueue.filter((p) => this.pending.has(p.seq));
-    this.proposalQueue = [];
-    if (batch.length === 0) return;
-    const data = batch.map((p) => p.data!);
-    for (const p of batch) p.data = undefined;
-    try {
-      this.raw.proposeBatch(data);
-    } catch (err) {
-      if (!(err instanceof ProposalDroppedError)) throw err;
-      for (const p of batch) this.failPending(p, err);
-    }
-  }
-
-  private submitReads(): void {
-    if (this.readQueue.length === 0) return;
-    const now = this.clock.now();
-    const batch: ReadBatch = {
-      waiters: this.readQueue,
-      deadline: now + this.opts.requestTimeoutMs,
-      leader: 0,
-      index: -1,
-      lastRequest: now,
-      contexts: [],
-    };
-    this.readQueue = [];
-    if (this.requestReadIndex(batch)) this.readBatches.push(batch);
-  }
-
-  /** Sends (or re-sends) a batch's ReadIndex request; false if the core refused it (the batch failed). */
-  private requestReadIndex(batch: ReadBatch): boolean {
-    const context = `${this.nonce}:${++this.readSeq}`;
-    try {
-      this.raw.readIndex(textEncoder.encode(context));
-    } catch (err) {
-      if (!(err instanceof ProposalDroppedError)) throw err;
-      this.failReads(batch, err);
-      return false;
-    }
-    this.counters.readIndexRequests++;
-    batch.contexts.push(context);
-    batch.leader = this.raw.raft.lead;
-    batch.lastRequest = this.clock.now();
-    this.readByContext.set(context, batch);
-    return true;
+  private recordWrite(rd: Ready, hardState: boolean, durationMs: number): void {
+    const c = this.counters;
+    c.writes++;
+    c.persistedEntries += rd.entries.length;
+    c.fsyncTotalMs += durationMs;
+    c.fsyncLastMs = durationMs;
+    c.fsyncMaxMs = Math.max(c.fsyncMaxMs, durationMs);
+    this.notify('persisted', { durationMs, entries: rd.entries.length, hardState, snapshot: rd.snapshot !== undefined });
   }
 
   private onSoftState(ss: SoftState): void {
@@ -733,102 +661,12 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.counters.leaderChanges++;
     this.logger.info({ member: this.id, leader: ss.lead, previous: prev.lead, term }, ss.lead ? 'leader elected' : 'leader lost');
     this.notify('leaderChange', { leader: ss.lead, previous: prev.lead, term });
-    // A read index request the old leader had not answered is lost with it
-    // (etcd answers such reads with ErrLeaderChanged).
-    for (const b of this.readBatches) {
-      if (b.index < 0 && b.leader !== ss.lead) {
-        this.failReads(b, new LeaderChangedError('the read index request went to a leader that lost its leadership'));
-      }
-    }
-    this.readBatches = this.readBatches.filter((b) => b.waiters.length > 0);
+    this.reads.leaderChanged(ss.lead);
     this.transfers = this.transfers.filter((t) => {
       if (t.target !== ss.lead) return true;
       t.resolve(undefined);
       return false;
     });
-  }
-
-  // ---------------------------------------------------------------------------
-  // Matching proposals to their entries
-
-  /** The pending proposal (of this node, this incarnation) an entry carries, if any. */
-  private ownProposal(e: Entry): Pending | undefined {
-    if (this.pending.size === 0) return undefined;
-    let id: ProposalId | undefined;
-    try {
-      id = e.type === 'confChange' ? decodeConfContext(decodeConfChange(e.data).context).id : e.data.byteLength > 0 ? decodeEnvelope(e.data) : undefined;
-    } catch {
-      return undefined; // not ours to judge here; applying it will
-    }
-    return this.mine(id);
-  }
-
-  private mine(id: ProposalId | undefined): Pending | undefined {
-    if (!id || id.proposer !== this.id || id.nonce !== this.nonce) return undefined;
-    return this.pending.get(id.seq);
-  }
-
-  /**
-   * Notes where this node's proposals landed in its log. Entries handed out
-   * again at an index mean the log was truncated there (a new leader's log
-   * won): a proposal whose entry was cut was never committed (committed
-   * entries are never truncated, §5.4), so its caller learns at once.
-   */
-  private trackProposals(entries: readonly Entry[]): void {
-    const first = entries[0]!.index;
-    const cut: Pending[] = [];
-    if (this.byIndex.size > 0 && first <= this.maxTrackedIndex) {
-      for (const [i, p] of this.byIndex) {
-        if (i < first) continue;
-        this.byIndex.delete(i);
-        p.index = 0;
-        cut.push(p);
-      }
-    }
-    for (const e of entries) {
-      const p = this.ownProposal(e);
-      if (!p) continue;
-      p.index = e.index;
-      this.byIndex.set(e.index, p);
-      this.maxTrackedIndex = Math.max(this.maxTrackedIndex, e.index);
-    }
-    for (const p of cut) {
-      if (p.index === 0 && this.pending.has(p.seq)) {
-        this.failPending(p, new LeaderChangedError(`the ${p.what}'s entry was overwritten by a new leader's log`));
-      }
-    }
-  }
-
-  /** An entry at `index` was applied: settles the proposal it carries, if ours, and any other that was expected there. */
-  private settleApplied(id: ProposalId | undefined, index: number, value: unknown): void {
-    const expected = this.byIndex.get(index);
-    if (expected) this.byIndex.delete(index);
-    const p = this.mine(id);
-    if (expected && expected !== p && this.pending.has(expected.seq)) {
-      this.failPending(expected, new LeaderChangedError(`index ${index} holds another entry than the ${expected.what}`));
-    }
-    if (!p) return;
-    this.pending.delete(p.seq);
-    this.counters.proposalsCommitted++;
-    p.resolve(value);
-  }
-
-  private onDropped(d: DroppedProposal): void {
-    let id: ProposalId | undefined;
-    try {
-      id = d.type === 'confChange' ? decodeConfContext(decodeConfChange(d.data).context).id : decodeEnvelope(d.data);
-    } catch {
-      return;
-    }
-    const p = this.mine(id);
-    if (p) this.failPending(p, new ProposalDroppedError(d.reason, 'refused by the leader'));
-  }
-
-  private failPending(p: Pending, err: Error): void {
-    if (!this.pending.delete(p.seq)) return;
-    if (p.index > 0 && this.byIndex.get(p.index) === p) this.byIndex.delete(p.index);
-    this.counters.proposalsFailed++;
-    p.reject(err);
   }
 
   // ---------------------------------------------------------------------------
@@ -846,12 +684,12 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
         throw new NodeFailedError('state-machine', err as Error);
       }
       this.appliedIndex = e.index;
-      this.settleApplied(env, e.index, result);
+      this.proposals.applied(env, e.index, result);
     } else {
       // The empty entry a new leader appends (§8): nothing to apply.
-      this.settleApplied(undefined, e.index, undefined);
+      this.appliedIndex = e.index;
+      this.proposals.applied(undefined, e.index, undefined);
     }
-    this.appliedIndex = e.index;
     this.counters.appliedEntries++;
   }
 
@@ -859,6 +697,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     const cc = decodeConfChange(e.data);
     const confState = this.raw.applyConfChange(cc);
     this.confState = confState;
+    this.appliedIndex = e.index;
     const { id, url } = decodeConfContext(cc.context);
     let removedSelf = false;
     for (const change of cc.changes) {
@@ -871,11 +710,13 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
         if (change.nodeId !== this.id) this.transport.addPeer(change.nodeId, url);
       }
     }
-    this.appliedIndex = e.index;
-    this.logger.info({ member: this.id, index: e.index, changes: cc.changes, voters: confState.voters, learners: confState.learners }, 'configuration change applied');
+    this.logger.info(
+      { member: this.id, index: e.index, changes: cc.changes, voters: confState.voters, learners: confState.learners },
+      'configuration change applied',
+    );
     this.notify('confChangeApplied', { index: e.index, change: cc, confState, url });
     if (removedSelf) this.notify('removed', { index: e.index });
-    this.settleApplied(id, e.index, confState);
+    this.proposals.applied(id, e.index, confState);
   }
 
   /** A snapshot from the leader replaces the state machine (§7). */
@@ -889,6 +730,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     }
     this.appliedIndex = index;
     this.confState = confState;
+    // The snapshot's peer URLs win; keep what we know of members it still has.
     const inConf = (id: NodeId) =>
       confState.voters.includes(id) || confState.learners.includes(id) || confState.votersOutgoing.includes(id);
     const next = new Map<NodeId, string>();
@@ -897,14 +739,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     for (const id of this.members.keys()) if (!next.has(id) && id !== this.id) this.transport.removePeer(id);
     for (const [id, url] of next) if (id !== this.id && this.members.get(id) !== url) this.transport.addPeer(id, url);
     this.members = next;
-    // The log was replaced: proposals whose entries lay beyond the snapshot
-    // are gone (they were not in the leader's log, §5.3). Those at or below
-    // it may be in the snapshot or not: they wait for their timeout.
-    for (const [i, p] of this.byIndex) {
-      this.byIndex.delete(i);
-      p.index = 0;
-      if (i > index) this.failPending(p, new LeaderChangedError(`the ${p.what}'s entry was replaced by the leader's snapshot`));
-    }
+    this.proposals.snapshotInstalled(index);
     this.counters.snapshotsInstalled++;
     this.logger.info({ member: this.id, index, term, bytes: snap.data.byteLength }, 'snapshot installed');
     this.notify('snapshotInstalled', { index, term, bytes: snap.data.byteLength });
@@ -915,7 +750,8 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
 
   /**
    * Snapshots the state machine at the applied index; with `compact`, also
-   * discards the log below it but for snapshotCatchUpEntries.
+   * discards the log below it but for snapshotCatchUpEntries (etcd keeps the
+   * same margin, so a slightly slow follower catches up from the log).
    */
   private takeSnapshot(compact: boolean): void {
     const index = this.appliedIndex;
@@ -925,7 +761,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       if (err) this.fail(new NodeFailedError('storage', err));
     });
     let compactedTo = 0;
-    const to = index - this.opts.snapshotCatchUpEntries;
+    const to = index - this.config.snapshotCatchUpEntries;
     if (compact && to >= this.storage.firstIndex()) {
       this.storage.compact(to);
       compactedTo = to;
@@ -938,8 +774,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   /**
    * The leader needs a snapshot for a follower. Like etcd, answer with one of
    * the current applied state when the stored one is older: one taken before
-   * a member was added would not include it, and that member could not use it.
-   * Only between Readies, when the state machine is exactly at appliedIndex.
+   * a member was added would not include it, and that member could not use
+   * it. Only between Readies, when the state machine is exactly at
+   * appliedIndex; otherwise the stored one goes.
    */
   private snapshotForPeer(): void {
     if (this.halted || this.persisting || this.raw.readyInFlight) return;
@@ -951,57 +788,6 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   }
 
   // ---------------------------------------------------------------------------
-  // Reads
-
-  private onReadState(rs: ReadState): void {
-    const batch = this.readByContext.get(textDecoder.decode(rs.context));
-    if (!batch) return; // answered already, or failed
-    for (const c of batch.contexts) this.readByContext.delete(c);
-    batch.index = rs.index;
-  }
-
-  private serveReads(): void {
-    if (this.readBatches.length === 0) return;
-    this.readBatches = this.readBatches.filter((b) => {
-      if (b.index < 0 || b.index > this.appliedIndex) return true;
-      this.counters.readsServed += b.waiters.length;
-      for (const w of b.waiters) w.resolve(undefined);
-      return false;
-    });
-  }
-
-  private failReads(batch: ReadBatch, err: Error): void {
-    for (const c of batch.contexts) this.readByContext.delete(c);
-    this.counters.readsFailed += batch.waiters.length;
-    for (const w of batch.waiters.splice(0)) w.reject(err);
-  }
-
-  // ---------------------------------------------------------------------------
-  // Deadlines (checked every tick)
-
-  private expire(now: number): void {
-    // Deadlines grow with creation order: the oldest come first.
-    for (const p of this.pending.values()) {
-      if (p.deadline > now) break;
-      this.failPending(p, new RequestTimeoutError(p.what, this.opts.requestTimeoutMs));
-    }
-    for (const b of this.readBatches) {
-      if (b.deadline <= now) {
-        this.failReads(b, new RequestTimeoutError('read index', this.opts.requestTimeoutMs));
-      } else if (b.index < 0 && now - b.lastRequest >= this.opts.readIndexRetryMs) {
-        // The request or its answer may have been lost: ask again (etcd does every 500 ms).
-        this.requestReadIndex(b);
-      }
-    }
-    this.readBatches = this.readBatches.filter((b) => b.waiters.length > 0);
-    this.transfers = this.transfers.filter((t) => {
-      if (t.deadline > now) return true;
-      t.reject(new RequestTimeoutError(`leadership transfer to ${t.target}`, this.opts.requestTimeoutMs));
-      return false;
-    });
-  }
-
-  // ---------------------------------------------------------------------------
   // Stopping
 
   /** Resolves once no write is in flight. */
@@ -1010,15 +796,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private rejectAll(err: Error): void {
-    for (const p of [...this.pending.values()]) this.failPending(p, err);
-    this.proposalQueue = [];
-    this.byIndex.clear();
-    this.counters.readsFailed += this.readQueue.length;
-    for (const w of this.readQueue) w.reject(err);
-    this.readQueue = [];
-    for (const b of this.readBatches) this.failReads(b, err);
-    this.readBatches = [];
+  private failAll(err: Error): void {
+    this.proposals.failAll(err);
+    this.reads.failAll(err);
     for (const t of this.transfers) t.reject(err);
     this.transfers = [];
   }
@@ -1026,23 +806,21 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   private async shutdown(): Promise<void> {
     this.halted = true;
     this.clock.clearInterval(this.ticker);
-    // Requests not yet in the log are refused now; those in it may still apply with the write in flight.
-    const stopped = this.failure ?? new NodeStoppedError('the node is stopping');
-    for (const p of this.proposalQueue) this.failPending(p, stopped);
-    this.proposalQueue = [];
+    // What is not in the log yet is refused now; what is may still apply with the write in flight.
+    this.proposals.failQueued(this.failure ?? new NodeStoppedError('the node stopped before the proposal was sent'));
     await this.idle();
     if (!this.failure && this.unsavedHardState) {
-      // The latest commit index, so a restart applies everything up to it at once.
+      // The latest commit index, so that a restart applies everything up to it at once.
       const hardState = this.unsavedHardState;
       this.unsavedHardState = undefined;
       await new Promise<void>((resolve) =>
         this.storage.save({ entries: [], hardState }, (err) => {
-          if (err) this.logger.warn({ member: this.id, err }, 'could not write the commit index at stop');
+          if (err) this.logger.warn({ member: this.id, err }, 'could not write the commit index while stopping');
           resolve();
         }),
       );
     }
-    this.rejectAll(this.failure ?? new NodeStoppedError('the node stopped before the request finished; its outcome is unknown'));
+    this.failAll(this.failure ?? new NodeStoppedError('the node stopped before the request finished; its outcome is unknown'));
     try {
       await this.transport.close();
     } catch (err) {
@@ -1053,14 +831,18 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.notify('stopped');
   }
 
-  /** Stops the node for good after an error that makes continuing unsafe. */
+  /**
+   * Stops the node for good after an error that makes continuing unsafe: a
+   * failed write or fsync (the kernel may have dropped the dirty pages), a
+   * state machine that cannot apply a committed entry, a broken invariant.
+   */
   private fail(err: NodeFailedError): void {
     if (this.failure) return;
     this.failure = err;
     this.logger.error({ member: this.id, err, reason: err.reason }, 'fatal error: stopping the node');
-    this.rejectAll(err);
+    this.failAll(err);
     this.notify('fatal', err);
-    this.stop().catch((e: unknown) => this.logger.error({ member: this.id, err: e }, 'stopping after a fatal error failed'));
+    void this.stop();
   }
 }
 
