@@ -137,7 +137,7 @@ export function encodeConfContext(id: ProposalId, url: string | undefined): Uint
 
 export function decodeConfContext(context: Uint8Array | undefined): { id: ProposalId | undefined; url: string | undefined } {
   if (!context || context.byteLength === 0) return { id: undefined, url: undefined };
-  const env = decodeEnvelope(context);
-  const url = new TextDecoder().decode(env.payload);
-  return { id: env, url: url === '' ? undefined : url };
+  const { proposer, nonce, seq, payload } = decodeEnvelope(context);
+  const url = new TextDecoder().decode(payload);
+  return { id: { proposer, nonce, seq }, url: url === '' ? undefined : url };
 }

@@ -55,17 +55,22 @@ export class NodeStoppedError extends NodeError {
 }
 
 /**
- * The node stopped itself because continuing could lose or corrupt data:
- * a write or fsync of the write-ahead log failed (after a failed fsync the
- * kernel may have dropped the dirty pages, so nothing written since the last
- * good sync can be trusted: the member must restart and recover from disk),
- * or the state machine threw while applying a committed entry. `cause`
- * holds the underlying error.
+ * The node stopped itself because continuing could lose or corrupt data.
+ * `reason`:
+ * - 'storage': a write or fsync of the write-ahead log failed (after a
+ *   failed fsync the kernel may have dropped the dirty pages, so nothing
+ *   written since the last good sync can be trusted: the member must restart
+ *   and recover from disk);
+ * - 'state-machine': the state machine threw applying a committed entry or
+ *   restoring a snapshot;
+ * - 'internal': a broken invariant of the core, or a committed entry the
+ *   runtime cannot decode.
+ * `cause` holds the underlying error.
  */
 export class NodeFailedError extends NodeError {
   readonly code = 'NODE_FAILED';
   constructor(
-    readonly reason: 'storage' | 'state-machine' | 'raft',
+    readonly reason: 'storage' | 'state-machine' | 'internal',
     override readonly cause: Error,
   ) {
     super(`node stopped after a fatal ${reason} error: ${cause.message}`, { cause });

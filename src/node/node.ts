@@ -176,8 +176,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   /** No more ticks, passes or requests: stopping, stopped or failed. */
   private halted = false;
   private stopPromise: Promise<void> | undefined;
-  /** Set when the node stopped itself: every request fails with it. */
-  failure: NodeFailedError | undefined;
+  private failedWith: NodeFailedError | undefined;
 
   private readonly counters = {
     appliedEntries: 0,
@@ -292,7 +291,13 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       onUnreachable: (id) => this.guard(() => this.raw.reportUnreachable(id)),
       onSnapshotStatus: (id, ok) => this.guard(() => this.raw.reportSnapshot(id, ok)),
     });
-    for (const [id, url] of this.members) if (id !== this.id) this.transport.addPeer(id, url);
+    try {
+      for (const [id, url] of this.members) if (id !== this.id) this.transport.addPeer(id, url);
+    } catch (err) {
+      this.halted = true;
+      await this.transport.close();
+      throw err;
+    }
 
     // Fast-forward the election clock, as etcd does at start: the first
     // election comes within one election timeout rather than two. (A member
@@ -434,7 +439,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       leadTransferee: s.leadTransferee,
       confState: this.confState,
       progress: s.progress,
-      state: this.failure ? 'failed' : this.halted ? 'stopped' : 'running',
+      state: this.failedWith ? 'failed' : this.halted ? 'stopped' : 'running',
     };
   }
 
@@ -449,6 +454,11 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       readIndexRequests: this.reads.requests,
       applyLag: this.raw.raft.raftLog.committed - this.appliedIndex,
     };
+  }
+
+  /** Set when the node stopped itself after a fatal error: every request fails with it. */
+  get failure(): NodeFailedError | undefined {
+    return this.failedWith;
   }
 
   /** The index of the last entry applied to the state machine. */
@@ -504,7 +514,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   }
 
   private refusal(): Error | undefined {
-    if (this.failure) return this.failure;
+    if (this.failedWith) return this.failedWith;
     if (this.halted) return new NodeStoppedError();
     return undefined;
   }
@@ -597,7 +607,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
           return;
         }
         this.recordWrite(rd, hardState !== undefined, this.clock.now() - started);
-        if (this.failure) {
+        if (this.failedWith) {
           this.persistingEnded();
           return;
         }
@@ -807,9 +817,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.halted = true;
     this.clock.clearInterval(this.ticker);
     // What is not in the log yet is refused now; what is may still apply with the write in flight.
-    this.proposals.failQueued(this.failure ?? new NodeStoppedError('the node stopped before the proposal was sent'));
+    this.proposals.failQueued(this.failedWith ?? new NodeStoppedError('the node stopped before the proposal was sent'));
     await this.idle();
-    if (!this.failure && this.unsavedHardState) {
+    if (!this.failedWith && this.unsavedHardState) {
       // The latest commit index, so that a restart applies everything up to it at once.
       const hardState = this.unsavedHardState;
       this.unsavedHardState = undefined;
@@ -820,7 +830,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
         }),
       );
     }
-    this.failAll(this.failure ?? new NodeStoppedError('the node stopped before the request finished; its outcome is unknown'));
+    this.failAll(this.failedWith ?? new NodeStoppedError('the node stopped before the request finished; its outcome is unknown'));
     try {
       await this.transport.close();
     } catch (err) {
@@ -837,8 +847,8 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
    * state machine that cannot apply a committed entry, a broken invariant.
    */
   private fail(err: NodeFailedError): void {
-    if (this.failure) return;
-    this.failure = err;
+    if (this.failedWith) return;
+    this.failedWith = err;
     this.logger.error({ member: this.id, err, reason: err.reason }, 'fatal error: stopping the node');
     this.failAll(err);
     this.notify('fatal', err);
@@ -883,5 +893,5 @@ function isEmpty(s: NodeStorage): boolean {
 function asFailure(err: unknown): NodeFailedError {
   if (err instanceof NodeFailedError) return err;
   const e = err instanceof Error ? err : new Error(String(err));
-  return new NodeFailedError(e instanceof StorageError ? 'storage' : 'raft', e);
+  return new NodeFailedError(e instanceof StorageError ? 'storage' : 'internal', e);
 }
