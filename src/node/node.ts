@@ -823,12 +823,17 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       // The latest commit index, so that a restart applies everything up to it at once.
       const hardState = this.unsavedHardState;
       this.unsavedHardState = undefined;
-      await new Promise<void>((resolve) =>
-        this.storage.save({ entries: [], hardState }, (err) => {
+      await new Promise<void>((resolve) => {
+        const done = (err?: Error): void => {
           if (err) this.logger.warn({ member: this.id, err }, 'could not write the commit index while stopping');
           resolve();
-        }),
-      );
+        };
+        try {
+          this.storage.save({ entries: [], hardState }, done);
+        } catch (err) {
+          done(err as Error);
+        }
+      });
     }
     this.failAll(this.failedWith ?? new NodeStoppedError('the node stopped before the request finished; its outcome is unknown'));
     try {
