@@ -8,7 +8,10 @@ export interface StateMachine<Result = unknown> {
   /**
    * Applies one committed command. Must be deterministic: every member
    * applies the same commands in the same order and must reach the same
-   * state and the same result. `index` is the entry's log index.
+   * state and the same result. `index` is the entry's log index. The
+   * command's bytes are shared with the log: read them, never modify them.
+   * A command the machine cannot apply should produce an error result, not
+   * throw: a throw stops the node (every member would throw on it).
    */
   apply(command: Uint8Array, index: number): Result;
   /** Serializes the state as of the last applied entry. */
