@@ -70,7 +70,8 @@ export function bytes(v: Bytes): Uint8Array {
 export function prefixEnd(prefix: Uint8Array): Uint8Array {
   for (let i = prefix.length - 1; i >= 0; i--) {
     if (prefix[i]! < 0xff) {
-      const end = prefix.slice(0, i + 1);
+      // A copy (Buffer.prototype.slice would be a view of the key).
+      const end = Uint8Array.from(prefix.subarray(0, i + 1));
       end[i]!++;
       return end;
     }
