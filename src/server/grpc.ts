@@ -420,9 +420,14 @@ class Call implements ServerStreamCall<unknown> {
     this.finish();
     const stream = this.stream;
     if (stream.destroyed) return;
-    stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
-    stream.on('wantTrailers', onWantTrailers);
-    stream.end(frame);
+    try {
+      stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
+      stream.on('wantTrailers', onWantTrailers);
+      stream.end(frame);
+    } catch (e) {
+      // The stream went away under us (the connection broke): nobody to answer.
+      if (!stream.destroyed) this.server.onHandlerError(e, this.path);
+    }
   }
 
   private async runStream(handler: ServerStreamHandler<unknown, unknown>, request: unknown): Promise<void> {

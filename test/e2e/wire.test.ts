@@ -144,6 +144,16 @@ describe('etcdctl 3.4 against the lean gRPC server', { skip: SKIP_ETCDCTL }, () 
     assert.equal(table.stdout, `${MEMBER_ID.toString(16)}, started, node1, http://127.0.0.1:2380, http://127.0.0.1:2379, false\n`);
   });
 
+  it('alarm list (etcd 3.5+ endpoint health also asks for alarms)', async () => {
+    assert.deepEqual(await etcdctl(port, ['alarm', 'list']), { code: 0, stdout: '', stderr: '' });
+    fake.alarms = [{ memberId: MEMBER_ID, alarm: 1 }];
+    try {
+      assert.equal((await etcdctl(port, ['alarm', 'list'])).stdout, `memberID:${MEMBER_ID} alarm:NOSPACE \n`);
+    } finally {
+      fake.alarms = [];
+    }
+  });
+
   it('calls only the methods raftkv serves', () => {
     const served = new Set([
       '/etcdserverpb.KV/Range',
@@ -152,6 +162,7 @@ describe('etcdctl 3.4 against the lean gRPC server', { skip: SKIP_ETCDCTL }, () 
       '/etcdserverpb.KV/Txn',
       '/etcdserverpb.KV/Compact',
       '/etcdserverpb.Maintenance/Status',
+      '/etcdserverpb.Maintenance/Alarm',
       '/etcdserverpb.Cluster/MemberList',
     ]);
     assert.ok(fake.calls.length > 10);
