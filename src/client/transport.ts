@@ -16,7 +16,7 @@ const FRAME_HEADER_BYTES = 5;
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
 
 export interface ChannelOptions {
-  /** How long to wait for the TCP connection and HTTP/2 handshake before giving up on the endpoint. */
+  /** How long to wait for the connection and the server's HTTP/2 SETTINGS before giving up on the endpoint. */
   readonly connectTimeoutMs: number;
 }
 
@@ -43,11 +43,11 @@ function statusFromHttp(code: number): GrpcStatus {
 
 /** Sessions that completed the HTTP/2 handshake: only their calls can have reached the server. */
 const established = new WeakSet<http2.ClientHttp2Session>();
+/** Why a session failed, for the error of the calls it took down. */
+const sessionErrors = new WeakMap<http2.ClientHttp2Session, Error>();
 
 export class Channel {
   private session: http2.ClientHttp2Session | undefined;
-  /** Why the last connection failed, for the error of the calls it took down. */
-  private sessionError: Error | undefined;
 
   constructor(
     /** "http://host:port" */
@@ -58,20 +58,20 @@ export class Channel {
   private connect(): http2.ClientHttp2Session {
     const existing = this.session;
     if (existing !== undefined && !existing.closed && !existing.destroyed) return existing;
-    this.sessionError = undefined;
     const session = http2.connect(this.url, { settings: { initialWindowSize: 1024 * 1024 } });
     this.session = session;
     const timer = setTimeout(() => {
-      this.sessionError = new Error(`no connection within ${this.options.connectTimeoutMs} ms`);
+      sessionErrors.set(session, new Error(`no connection within ${this.options.connectTimeoutMs} ms`));
       session.destroy();
     }, this.options.connectTimeoutMs);
-    session.once('connect', () => {
+    session.once('connect', () => session.setLocalWindowSize(16 * 1024 * 1024));
+    // 'connect' is only TCP: the server has answered in HTTP/2 once its SETTINGS arrive.
+    session.once('remoteSettings', () => {
       established.add(session);
       clearTimeout(timer);
-      session.setLocalWindowSize(16 * 1024 * 1024);
     });
     session.on('error', (err: Error) => {
-      this.sessionError = err;
+      if (!sessionErrors.has(session)) sessionErrors.set(session, err);
     });
     // After GOAWAY (the server is shutting down) new calls go to a new connection.
     session.on('goaway', () => {
@@ -156,7 +156,7 @@ export class Channel {
           }
           // No status: the stream was reset or the connection went away.
           const refused = stream.rstCode === NGHTTP2_REFUSED_STREAM || !established.has(session);
-          const why = this.sessionError?.message ?? `stream reset with code ${stream.rstCode ?? 'unknown'}`;
+          const why = sessionErrors.get(session)?.message ?? `stream reset with code ${stream.rstCode ?? 'unknown'}`;
           reject(new GrpcStatusError(GrpcStatus.UNAVAILABLE, `connection to ${this.url} failed: ${why}`, this.url, !refused));
           return;
         }

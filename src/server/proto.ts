@@ -44,9 +44,9 @@ const utf8 = new TextDecoder('utf-8');
 
 /**
  * Reads fields from `buf[pos, end)`. A message's decoder loops
- * `while (r.pos < end) { const tag = r.tag(); switch (tag) ... }`, calling
- * the typed reader that matches each known field's wire type and
- * r.skip(tag) for the rest.
+ * `while (r.pos < r.end) { const tag = r.tag(); switch (tag) ... }`,
+ * matching each known field by its whole tag (number and wire type), calling
+ * the typed reader for it, and r.other(tag, FIELDS, name) for the rest.
  */
 export class ProtoReader {
   pos: number;

@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { Etcd3, GRPCInvalidArgumentError } from 'etcd3';
 
 import { GrpcStatusError, RaftKvClient } from '../../src/client/index.js';
-import { GrpcError, GrpcServer, addEtcdServices, type EtcdHandlers } from '../../src/server/grpc.js';
+import { type EtcdHandlers, GrpcError, GrpcServer, type GrpcServerOptions, addEtcdServices } from '../../src/server/grpc.js';
 import { GrpcStatus } from '../../src/server/types.js';
 import { CLUSTER_ID, FakeEtcd, MEMBER_ID } from './fixtures/etcdFake.js';
 
@@ -54,8 +54,8 @@ function lastError(r: Run): string {
   return r.stderr.trim().split('\n').at(-1) ?? '';
 }
 
-async function serve(handlers: EtcdHandlers): Promise<{ server: GrpcServer; port: number }> {
-  const server = new GrpcServer();
+async function serve(handlers: EtcdHandlers, options: GrpcServerOptions = {}): Promise<{ server: GrpcServer; port: number }> {
+  const server = new GrpcServer(options);
   addEtcdServices(server, handlers);
   const { port } = await server.listen(0);
   return { server, port };
@@ -190,9 +190,8 @@ describe('etcdctl 3.4: errors, health and deadlines', { skip: SKIP_ETCDCTL }, ()
           return new Promise(() => {});
       }
     };
-    ({ server, port } = await serve(handlers));
-    // The 'crash' case logs; keep the test output clean.
-    (server as { onHandlerError: unknown }).onHandlerError = () => {};
+    // The 'crash' case is logged through onHandlerError; keep the test output clean.
+    ({ server, port } = await serve(handlers, { onHandlerError: () => {} }));
   });
   after(() => server.close(100));
 

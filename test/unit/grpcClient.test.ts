@@ -227,6 +227,25 @@ describe('raftkv client: exactly-once and failover', () => {
     }
   });
 
+  it('moves on from an endpoint that accepts TCP but never speaks HTTP/2', async () => {
+    const silent = net.createServer(() => {});
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    const fake = new FakeEtcd();
+    const good = await serve(fake);
+    const silentPort = (silent.address() as net.AddressInfo).port;
+    const client = new RaftKvClient({ endpoints: [`127.0.0.1:${silentPort}`, good.endpoint], connectTimeoutMs: 100, exactlyOnce: false });
+    try {
+      const t0 = performance.now();
+      await client.put('k', 'v'); // not exactly-once: resent only because it surely never ran
+      assert.ok(performance.now() - t0 < 1000);
+      assert.equal(fake.sessions.length, 1);
+    } finally {
+      client.close();
+      await good.server.close(100);
+      silent.close();
+    }
+  });
+
   it('without exactly-once, does not resend a write the server may have applied', async () => {
     let calls = 0;
     const server = new GrpcServer();
