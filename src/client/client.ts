@@ -131,7 +131,10 @@ export class RaftKvClient {
   get(key: Bytes, options: GetOptions = {}): Promise<kv.RangeResponse> {
     const { prefix, ...rest } = options;
     const k = bytes(key);
-    const req: kv.RangeRequest = { ...newRangeRequest(), ...rest, key: k };
+    const req = newRangeRequest();
+    // Options left undefined keep the defaults.
+    for (const [name, v] of Object.entries(rest) as [keyof typeof rest, never][]) if (v !== undefined) req[name] = v;
+    req.key = k;
     if (prefix) req.rangeEnd = prefixEnd(k);
     return this.call(methods.range, req, false);
   }

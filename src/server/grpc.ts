@@ -393,8 +393,9 @@ class Call implements ServerStreamCall<unknown> {
     try {
       request = route.request.decode(body.subarray(FRAME_HEADER_BYTES));
     } catch (e) {
-      if (!(e instanceof ProtoDecodeError)) throw e;
-      this.fail(GrpcStatus.INTERNAL, `grpc: error unmarshalling request: ${e.message}`);
+      // Anything but ProtoDecodeError is a decoder bug: logged, never a crash of the server.
+      if (!(e instanceof ProtoDecodeError)) this.server.onHandlerError(e, this.path);
+      this.fail(GrpcStatus.INTERNAL, `grpc: error unmarshalling request: ${e instanceof ProtoDecodeError ? e.message : 'internal error'}`);
       return;
     }
     if (route.unary !== undefined) void this.runUnary(route.unary, request);

@@ -67,7 +67,7 @@ describe('raftkv client: calls', () => {
     await client.put('q', '3');
     const r = await client.get('p/', { prefix: true });
     assert.deepEqual(r.kvs.map((x) => text(x.key)), ['p/x', 'p/y']);
-    const limited = await client.get('p/', { prefix: true, limit: 1 });
+    const limited = await client.get('p/', { prefix: true, limit: 1, revision: undefined });
     assert.equal(limited.kvs.length, 1);
     assert.equal(limited.more, true);
     const d = await client.delete('p/', { prefix: true, prevKv: true });
