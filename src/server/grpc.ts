@@ -138,6 +138,14 @@ export class GrpcServer {
     this.http.on('sessionError', () => {});
   }
 
+  /**
+   * The HTTP/2 server doing the protocol work, for a listener that routes
+   * connections to it itself (one client port for gRPC and HTTP/1.1).
+   */
+  get http2Server(): http2.Http2Server {
+    return this.http;
+  }
+
   /** Serves a unary method. */
   addUnary<Req, Res>(method: MethodDescriptor<Req, Res>, handler: UnaryHandler<Req, Res>): void {
     if (method.responseStream) throw new TypeError(`${method.path} streams its responses: use addServerStream`);

@@ -1,0 +1,273 @@
+// One raftkv member: the node runtime (src/node) over the write-ahead log,
+// the TCP transport to its peers, the key-value state machine (src/kv), and
+// etcd's gRPC API (src/server/grpc.ts) on its client URLs beside /metrics
+// and /health.
+//
+// Request paths, as in etcd's server:
+// - writes (Put, DeleteRange, Txn with writes, Compact, Increment) are
+//   validated, encoded with the client's exactly-once session and the
+//   proposer's clock, proposed through Raft (a follower's core forwards them
+//   to the leader), and answered with the result of applying them here;
+// - linearizable reads wait for a ReadIndex round (batched, diss. §6.4) and
+//   the local apply to reach it, then read the local store; serializable
+//   reads read the local store at once.
+
+import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+
+import { type RaftNode, createNode } from '../node/index.js';
+import { LeaderChangedError, NodeFailedError, NodeStoppedError, RequestTimeoutError } from '../node/errors.js';
+import { ProposalDroppedError } from '../raft/errors.js';
+import { type KvCommand, type KvOperation, KvError, type KvResult, isReadOnlyTxn, validateCommand } from '../kv/index.js';
+import type * as kv from '../kv/types.js';
+import { TcpTransport } from '../transport/tcp.js';
+import type { ServerConfig } from './config.js';
+import { GrpcError, GrpcServer, type ServerCall, addEtcdServices, sessionMetadata } from './grpc.js';
+import { type ClientListener, httpRoutes, listenClient } from './listen.js';
+import type { Logger } from './log.js';
+import { ServerMetrics } from './metrics.js';
+import { MemberTable, ServerStateMachine } from './stateMachine.js';
+import { GrpcStatus } from './types.js';
+
+/** The version etcd clients see: etcd 3.4's API, served by raftkv. */
+export const SERVER_VERSION = '3.4.0+raftkv.0.1.0';
+
+export interface StartOptions {
+  readonly log: Logger;
+}
+
+export interface RaftkvServer {
+  readonly node: RaftNode<KvResult | undefined>;
+  readonly clientPorts: readonly number[];
+  /** Settles when the member stopped itself on a fatal error (a failed fsync...). */
+  readonly failed: Promise<Error>;
+  stop(): Promise<void>;
+}
+
+/** etcd's errors for requests that did not make it through Raft (rpctypes/error.go). */
+function requestError(e: unknown): Error {
+  if (e instanceof KvError || e instanceof GrpcError) return e;
+  if (e instanceof ProposalDroppedError) {
+    if (e.reason === 'no-leader') return new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: no leader');
+    if (e.reason === 'transferring') return new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: leader changed');
+    if (e.reason === 'uncommitted-limit') return new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: too many requests');
+    return new GrpcError(GrpcStatus.UNAVAILABLE, `etcdserver: proposal dropped (${e.reason})`);
+  }
+  if (e instanceof LeaderChangedError) return new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: leader changed');
+  if (e instanceof RequestTimeoutError) return new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: request timed out');
+  if (e instanceof NodeStoppedError || e instanceof NodeFailedError) return new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: server stopped');
+  return e instanceof Error ? e : new Error(String(e));
+}
+
+export async function startServer(config: ServerConfig, options: StartOptions): Promise<RaftkvServer> {
+  const log = options.log;
+  const metrics = new ServerMetrics();
+  const members = new MemberTable(config.initialCluster.map((m) => ({ id: m.id, name: m.name, peerURLs: [...m.peerURLs], clientURLs: [], isLearner: false })));
+  const stateMachine = new ServerStateMachine(members);
+  const peers = new Map<number, string>();
+  for (const m of config.initialCluster) if (m.id !== config.memberId) peers.set(m.id, m.peerURLs[0]!);
+
+  const transport = new TcpTransport({
+    selfId: config.memberId,
+    clusterId: config.clusterId,
+    listen: config.listenPeerURLs[0]!.toString(),
+    peers,
+    logger: log.child({ part: 'transport' }),
+    random: { int: (n: number) => randomInt(n) },
+    onRoundTrip: (peer, ms) => metrics.peerRoundTripSeconds.observe({ To: peer.toString(16) }, ms / 1000),
+  });
+  const tickMs = config.heartbeatIntervalMs;
+  const node = await createNode<KvResult | undefined>({
+    id: config.memberId,
+    ...(config.initialClusterState === 'new' ? { initialVoters: config.initialCluster.map((m) => m.id) } : { join: true }),
+    peers,
+    dataDir: join(config.dataDir, 'member'),
+    clusterId: config.clusterId.toString(16),
+    memberId: config.memberId,
+    transport,
+    stateMachine,
+    tickMs,
+    heartbeatTicks: 1,
+    electionTicks: Math.max(2, Math.round(config.electionTimeoutMs / tickMs)),
+    snapshotCount: config.snapshotCount,
+    logger: log.child({ part: 'raft' }),
+  });
+
+  // Logs and metrics from the node's events.
+  node.on('leaderChange', ({ leader, previous, term }) => {
+    metrics.leaderChanges.inc();
+    metrics.hasLeader.set(leader !== 0 ? 1 : 0);
+    metrics.isLeader.set(leader === config.memberId ? 1 : 0);
+    log.info({ leader: leader.toString(16), previous: previous.toString(16), term }, leader === 0 ? 'lost the leader' : 'leader changed');
+  });
+  node.on('election', ({ term, kind }) => log.info({ term, kind }, kind === 'preVote' ? 'starting a pre-election' : 'starting an election'));
+  node.on('persisted', ({ durationMs }) => metrics.walFsyncSeconds.observe(durationMs / 1000));
+  node.on('snapshotTaken', (s) => {
+    metrics.snapshotsTaken.inc();
+    log.info(s, 'snapshot taken');
+  });
+  node.on('snapshotInstalled', (s) => {
+    metrics.snapshotsInstalled.inc();
+    log.info(s, 'snapshot installed from the leader');
+  });
+  node.on('confChangeApplied', ({ index, change, url }) => log.info({ index, change, url }, 'membership change applied'));
+  node.on('fatal', (e) => log.error({ err: e }, 'member failed'));
+
+  const header = (revision: number): kv.ResponseHeader => ({
+    clusterId: config.clusterId,
+    memberId: BigInt(config.memberId),
+    revision,
+    raftTerm: node.status().term,
+  });
+
+  const propose = async <R>(op: KvOperation, call: ServerCall): Promise<R> => {
+    const s = sessionMetadata(call);
+    const command: KvCommand = {
+      op,
+      time: Date.now(),
+      ...(s ? { session: { clientId: s.clientId.toString(16).padStart(16, '0'), seq: s.seq, lowestUnackedSeq: s.ack } } : {}),
+    };
+    validateCommand(command, config.maxTxnOps);
+    let result: KvResult | undefined;
+    try {
+      result = await node.propose(stateMachine.encodeKv(command));
+    } catch (e) {
+      throw requestError(e);
+    }
+    if (result instanceof KvError) throw result;
+    if (result === undefined) throw new GrpcError(GrpcStatus.INTERNAL, 'raftkv: no result for a key-value command');
+    const response = result as unknown as { header: kv.ResponseHeader };
+    response.header = header(response.header.revision);
+    return response as unknown as R;
+  };
+
+  const linearize = async (serializable: boolean): Promise<void> => {
+    if (serializable) return;
+    try {
+      await node.readIndex();
+    } catch (e) {
+      throw requestError(e);
+    }
+  };
+
+  const grpc = new GrpcServer({
+    maxReceiveMessageBytes: config.maxRequestBytes + 512 * 1024,
+    onHandlerError: (e, path) => log.error({ err: e, path }, 'request handler failed'),
+  });
+  addEtcdServices(grpc, {
+    range: async (req) => {
+      await linearize(req.serializable);
+      const res = stateMachine.kv.range(req);
+      res.header = header(res.header.revision);
+      return res;
+    },
+    put: (req, call) => propose({ type: 'put', request: req }, call),
+    deleteRange: (req, call) => propose({ type: 'deleteRange', request: req }, call),
+    txn: async (req, call) => {
+      if (!isReadOnlyTxn(req)) return propose({ type: 'txn', request: req }, call);
+      validateCommand({ op: { type: 'txn', request: req }, time: 0 }, config.maxTxnOps);
+      await linearize(req.success.concat(req.failure).every((op) => 'requestRange' in op && op.requestRange.serializable));
+      const res = stateMachine.kv.readTxn(req);
+      res.header = header(res.header.revision);
+      return res;
+    },
+    compact: (req, call) => propose({ type: 'compact', request: req }, call),
+    increment: (req, call) => propose({ type: 'increment', request: req }, call),
+    status: async () => {
+      const st = node.status();
+      return {
+        header: header(stateMachine.kv.revision),
+        version: SERVER_VERSION,
+        dbSize: stateMachine.kv.sizeBytes,
+        leader: BigInt(st.leader),
+        raftIndex: st.commit,
+        raftTerm: st.term,
+        raftAppliedIndex: st.applied,
+        errors: node.failure ? [node.failure.message] : [],
+        dbSizeInUse: stateMachine.kv.sizeBytes,
+        isLearner: st.confState.learners.includes(config.memberId),
+      };
+    },
+    alarm: async () => ({ header: header(stateMachine.kv.revision), alarms: [] }),
+    memberList: async () => {
+      const st = node.status();
+      const ids = [...st.confState.voters, ...st.confState.votersOutgoing, ...st.confState.learners];
+      return {
+        header: header(0),
+        members: members.list([...new Set(ids)], st.confState.learners, node.peerUrls()),
+      };
+    },
+  });
+
+  const routes = httpRoutes({
+    '/metrics': async (_req, res) => {
+      const m = node.metrics();
+      metrics.proposalsCommitted.set(node.status().commit);
+      metrics.proposalsApplied.set(node.status().applied);
+      metrics.proposalsPending.set(m.proposalsPending);
+      metrics.applyLag.set(m.applyLag);
+      const { contentType, body } = await metrics.render();
+      res.writeHead(200, { 'content-type': contentType }).end(body);
+    },
+    // etcd's /health: healthy when this member knows a leader and has no alarm.
+    '/health': (_req, res) => {
+      const st = node.status();
+      const reason = st.state !== 'running' ? `member ${st.state}` : st.leader === 0 ? 'RAFT NO LEADER' : '';
+      res.writeHead(reason === '' ? 200 : 503, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ health: reason === '' ? 'true' : 'false', reason }));
+    },
+  });
+  const listeners: ClientListener[] = [];
+  try {
+    for (const url of config.listenClientURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
+    for (const url of config.listenMetricsURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
+  } catch (e) {
+    await Promise.all(listeners.map((l) => l.close()));
+    await node.stop();
+    throw e;
+  }
+  log.info(
+    {
+      member: config.memberId.toString(16),
+      cluster: config.clusterId.toString(16),
+      clientURLs: config.advertiseClientURLs,
+      peerURLs: config.initialAdvertisePeerURLs,
+      dataDir: config.dataDir,
+    },
+    'serving',
+  );
+
+  // Publish this member's name and client URLs through the log, as etcd does,
+  // so every member can list them; retried until it is applied.
+  let stopped = false;
+  const publish = async (): Promise<void> => {
+    while (!stopped) {
+      try {
+        await node.propose(stateMachine.encodeMember({ id: config.memberId, name: config.name, clientURLs: [...config.advertiseClientURLs] }));
+        log.info({ clientURLs: config.advertiseClientURLs }, 'published this member to the cluster');
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, config.heartbeatIntervalMs * 5));
+      }
+    }
+  };
+  void publish();
+
+  let resolveFailed!: (e: Error) => void;
+  const failed = new Promise<Error>((r) => (resolveFailed = r));
+  node.on('fatal', (e) => resolveFailed(e));
+
+  return {
+    node,
+    clientPorts: listeners.map((l) => l.port),
+    failed,
+    async stop() {
+      if (stopped) return;
+      stopped = true;
+      await Promise.all(listeners.map((l) => l.close()));
+      await grpc.close(0);
+      await node.stop();
+      log.info({}, 'stopped');
+    },
+  };
+}

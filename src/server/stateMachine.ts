@@ -1,0 +1,129 @@
+// What a raftkv member replicates: the key-value store, and the members'
+// published attributes (name and client URLs, which etcd also publishes
+// through the log so that every member can answer MemberList). Each command
+// starts with a tag byte saying which of the two it is for; a snapshot holds
+// both.
+
+import type { StateMachine } from '../node/stateMachine.js';
+import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, encodeCommand } from '../kv/index.js';
+import type { Member } from '../kv/types.js';
+import type { NodeId } from '../raft/types.js';
+
+const TAG_KV = 1;
+const TAG_MEMBER = 2;
+const SNAPSHOT_VERSION = 1;
+
+export interface MemberAttributes {
+  readonly id: NodeId;
+  readonly name: string;
+  readonly clientURLs: readonly string[];
+}
+
+export interface MemberInfo {
+  readonly id: NodeId;
+  name: string;
+  peerURLs: string[];
+  clientURLs: string[];
+  isLearner: boolean;
+}
+
+/** Members' names and URLs: from --initial-cluster, then as published. */
+export class MemberTable {
+  private readonly byId = new Map<NodeId, MemberInfo>();
+
+  constructor(initial: readonly MemberInfo[]) {
+    for (const m of initial) this.byId.set(m.id, { ...m, peerURLs: [...m.peerURLs], clientURLs: [...m.clientURLs] });
+  }
+
+  publish(a: MemberAttributes): void {
+    const m = this.byId.get(a.id);
+    if (m) {
+      m.name = a.name;
+      m.clientURLs = [...a.clientURLs];
+    } else {
+      this.byId.set(a.id, { id: a.id, name: a.name, peerURLs: [], clientURLs: [...a.clientURLs], isLearner: false });
+    }
+  }
+
+  /** The members of the configuration, in etcd's form (a member not yet published has an empty name, as in etcd). */
+  list(ids: readonly NodeId[], learners: readonly NodeId[], peerUrls: ReadonlyMap<NodeId, string>): Member[] {
+    return [...ids].sort((a, b) => a - b).map((id) => {
+      const m = this.byId.get(id);
+      const url = peerUrls.get(id);
+      return {
+        id: BigInt(id),
+        name: m?.name ?? '',
+        peerURLs: m && m.peerURLs.length > 0 ? [...m.peerURLs] : url ? [url] : [],
+        clientURLs: m ? [...m.clientURLs] : [],
+        isLearner: learners.includes(id),
+      };
+    });
+  }
+
+  toJSON(): MemberAttributes[] {
+    return [...this.byId.values()].map((m) => ({ id: m.id, name: m.name, clientURLs: m.clientURLs }));
+  }
+}
+
+export class ServerStateMachine implements StateMachine<KvResult | undefined> {
+  readonly kv = new KvStateMachine();
+
+  constructor(private readonly members: MemberTable) {}
+
+  encodeKv(command: KvCommand): Uint8Array {
+    const body = encodeCommand(command);
+    const out = new Uint8Array(body.length + 1);
+    out[0] = TAG_KV;
+    out.set(body, 1);
+    return out;
+  }
+
+  encodeMember(a: MemberAttributes): Uint8Array {
+    const body = Buffer.from(JSON.stringify(a));
+    const out = new Uint8Array(body.length + 1);
+    out[0] = TAG_MEMBER;
+    out.set(body, 1);
+    return out;
+  }
+
+  apply(command: Uint8Array, index: number): KvResult | undefined {
+    const body = command.subarray(1);
+    switch (command[0]) {
+      case TAG_KV:
+        return this.kv.apply(body, index);
+      case TAG_MEMBER:
+        this.members.publish(JSON.parse(Buffer.from(body).toString()) as MemberAttributes);
+        return undefined;
+      default:
+        // Deterministic on every member: an entry no version of raftkv writes.
+        throw new KvSnapshotError(`log entry ${index} has an unknown command tag ${command[0]}`);
+    }
+  }
+
+  /** [version u8][kv snapshot length u32][kv snapshot][members JSON]. */
+  snapshot(): Uint8Array {
+    const kvBytes = this.kv.snapshot();
+    const membersBytes = Buffer.from(JSON.stringify(this.members.toJSON()));
+    const out = Buffer.alloc(5 + kvBytes.length + membersBytes.length);
+    out[0] = SNAPSHOT_VERSION;
+    out.writeUInt32BE(kvBytes.length, 1);
+    out.set(kvBytes, 5);
+    out.set(membersBytes, 5 + kvBytes.length);
+    return out;
+  }
+
+  restore(data: Uint8Array, index: number): void {
+    const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+    if (b.length < 5 || b[0] !== SNAPSHOT_VERSION) throw new KvSnapshotError(`server snapshot at index ${index}: unknown format (version byte ${b[0]})`);
+    const kvLength = b.readUInt32BE(1);
+    if (5 + kvLength > b.length) throw new KvSnapshotError(`server snapshot at index ${index}: truncated (key-value part of ${kvLength} bytes)`);
+    let attrs: MemberAttributes[];
+    try {
+      attrs = JSON.parse(b.subarray(5 + kvLength).toString()) as MemberAttributes[];
+    } catch {
+      throw new KvSnapshotError(`server snapshot at index ${index}: the member table is damaged`);
+    }
+    this.kv.restore(b.subarray(5, 5 + kvLength), index);
+    for (const a of attrs) this.members.publish(a);
+  }
+}
