@@ -7,12 +7,17 @@ import { simCommand } from './sim.js';
 import { walCommand } from './wal.js';
 import { serveCommand } from './serve.js';
 import { localCommand } from './local.js';
+import { kvCommand } from './kv.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<number>; help: string }> = {
   sim: { run: simCommand, help: 'run the deterministic cluster simulator (one seed, or a sweep)' },
   demo: { run: demoCommand, help: 'watch a simulated cluster live in the terminal' },
   serve: { run: serveCommand, help: "run one member of a raftkv cluster (etcd's flags)" },
   local: { run: localCommand, help: 'run a local 3-member cluster (what npm start runs)' },
+  put: { run: kvCommand('put'), help: 'put KEY VALUE into a cluster (--endpoints)' },
+  get: { run: kvCommand('get'), help: 'get KEY (or --prefix) from a cluster' },
+  del: { run: kvCommand('del'), help: 'delete KEY (or --prefix)' },
+  inc: { run: kvCommand('inc'), help: 'atomically increment the decimal integer at KEY' },
   wal: { run: walCommand, help: 'verify or dump a data directory (write-ahead log and snapshots)' },
 };
 
