@@ -1,4 +1,4 @@
-// `raftkv demo` (what `npm start` runs until the server exists): a simulated
+// `raftkv demo` (`npm run demo`): a simulated
 // 5-node cluster in real time in the terminal. The real Raft core runs in
 // the deterministic simulator, with clients writing and reading while nodes
 // crash and restart and the network drops messages and partitions; each
