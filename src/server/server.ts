@@ -128,9 +128,13 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       ...(s ? { session: { clientId: s.clientId.toString(16).padStart(16, '0'), seq: s.seq, lowestUnackedSeq: s.ack } } : {}),
     };
     validateCommand(command, config.maxTxnOps);
+    const entry = stateMachine.encodeKv(command);
+    // etcd's check (etcdserver/v3_server.go): a request is bounded in the log
+    // by --max-request-bytes, below the gRPC layer's larger receive limit.
+    if (entry.byteLength > config.maxRequestBytes) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'etcdserver: request is too large');
     let result: KvResult | undefined;
     try {
-      result = await node.propose(stateMachine.encodeKv(command));
+      result = await node.propose(entry);
     } catch (e) {
       throw requestError(e);
     }
