@@ -221,8 +221,26 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       res.end(JSON.stringify({ health: reason === '' ? 'true' : 'false', reason }));
     },
   });
+  // Publish this member's name and client URLs through the log, as etcd
+  // does, and serve clients only once that entry is applied here: the
+  // member has then caught up with the cluster's log at least to that
+  // point, so a restarted member never answers (even a serializable read)
+  // from a state older than one it served before (etcd's ReadyNotify).
+  let stopped = false;
+  const publish = async (): Promise<void> => {
+    while (!stopped && node.failure === undefined) {
+      try {
+        await node.propose(stateMachine.encodeMember({ id: config.memberId, name: config.name, clientURLs: [...config.advertiseClientURLs] }));
+        log.info({ clientURLs: config.advertiseClientURLs }, 'published this member to the cluster');
+        return;
+      } catch {
+        await new Promise((r) => setTimeout(r, config.heartbeatIntervalMs * 5));
+      }
+    }
+  };
   const listeners: ClientListener[] = [];
   try {
+    await publish();
     for (const url of config.listenClientURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
     for (const url of config.listenMetricsURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
   } catch (e) {
@@ -241,21 +259,6 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     'serving',
   );
 
-  // Publish this member's name and client URLs through the log, as etcd does,
-  // so every member can list them; retried until it is applied.
-  let stopped = false;
-  const publish = async (): Promise<void> => {
-    while (!stopped) {
-      try {
-        await node.propose(stateMachine.encodeMember({ id: config.memberId, name: config.name, clientURLs: [...config.advertiseClientURLs] }));
-        log.info({ clientURLs: config.advertiseClientURLs }, 'published this member to the cluster');
-        return;
-      } catch {
-        await new Promise((r) => setTimeout(r, config.heartbeatIntervalMs * 5));
-      }
-    }
-  };
-  void publish();
 
   // A leader that stops hands over first, as etcd does on a graceful stop:
   // the others need not wait an election timeout without a leader. The most
