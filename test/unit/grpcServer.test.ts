@@ -296,9 +296,15 @@ describe('grpc server', () => {
     let stream: http2.ClientHttp2Stream | undefined;
     const pending = raw.call(ECHO.path, frame(RangeRequest.encode({ ...newRangeRequest(), limit: 20000 })), {}, { onStream: (s) => (stream = s) });
     stream!.pause();
-    await new Promise((resolve) => setTimeout(resolve, 150));
-    const sentWhilePaused = streamSent.length;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    // Wait until the windows and buffers are full and the handler stalls
+    // (how long that takes depends on the machine's load), then check it
+    // stays stalled.
+    let sentWhilePaused = -1;
+    for (let i = 0; i < 100 && (streamSent.length === 0 || streamSent.length !== sentWhilePaused); i++) {
+      sentWhilePaused = streamSent.length;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200));
     assert.ok(sentWhilePaused > 0 && sentWhilePaused < 20000, `${sentWhilePaused} sent while the client read nothing`);
     assert.equal(streamSent.length, sentWhilePaused, 'the handler waits while the client reads nothing');
     stream!.resume();
