@@ -393,7 +393,8 @@ async function main(): Promise<void> {
 
   const head = json ? progress : out;
   head(`server: ${systems.join(' vs ')}, 3 members each, one cluster at a time`);
-  head(machine());
+  const where = machine();
+  head(where);
   head(
     `${runs} runs x ${points.length} points, ${warmupMs / 1000} s warm-up + ${measureMs / 1000} s each; ` +
       `${valueBytes} B values, ${keys} keys of 8 B, clients over ${conns} connections\n`,
@@ -471,7 +472,7 @@ async function main(): Promise<void> {
   const report = {
     benchmark: 'server',
     date: started.toISOString(),
-    machine: machine(),
+    machine: where,
     config: { runs, warmupMs, measureMs, conns, valueBytes, keys, systems, etcd: etcdBin },
     results,
   };
