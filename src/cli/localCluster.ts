@@ -35,6 +35,8 @@ export interface LocalClusterOptions {
   /** Echo the members' logs to this stream as they come. */
   readonly echo?: NodeJS.WritableStream;
   readonly clusterName?: string;
+  /** Flags for the members' node itself, before the script (e.g. --cpu-prof). */
+  readonly nodeArgs?: readonly string[];
 }
 
 async function freePort(host: string): Promise<number> {
@@ -102,7 +104,7 @@ export class LocalCluster {
       throw new Error(`member ${m.name} is already running`);
     }
     mkdirSync(m.dataDir, { recursive: true });
-    const child = spawn(process.execPath, [MAIN, 'serve', ...this.flags(i), ...extraFlags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), MAIN, 'serve', ...this.flags(i), ...extraFlags], { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer): void => {
       const s = d.toString();
       m.log = (m.log + s).slice(-1_000_000);

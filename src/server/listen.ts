@@ -24,7 +24,11 @@ export interface ClientListener {
  */
 export async function listenClient(url: URL, h2: http2.Http2Server, h1: http.Server): Promise<ClientListener> {
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
+  // No Nagle: a response is one small write, and holding it back until the
+  // previous one is acknowledged (with the peer's delayed ACK, up to 40 ms)
+  // stalls every call behind it. Go's net package, and so etcd, sets
+  // TCP_NODELAY on every connection.
+  const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     route(socket, h2, h1);
