@@ -165,6 +165,28 @@ export type MessageType =
   | 'MsgPropResp';
 
 /**
+ * Every message type, in a fixed order: the transport's wire code of a type
+ * is its position here, so this list is append-only.
+ */
+export const MESSAGE_TYPES: readonly MessageType[] = [
+  'MsgProp',
+  'MsgApp',
+  'MsgAppResp',
+  'MsgVote',
+  'MsgVoteResp',
+  'MsgPreVote',
+  'MsgPreVoteResp',
+  'MsgSnap',
+  'MsgHeartbeat',
+  'MsgHeartbeatResp',
+  'MsgTransferLeader',
+  'MsgTimeoutNow',
+  'MsgReadIndex',
+  'MsgReadIndexResp',
+  'MsgPropResp',
+];
+
+/**
  * A message between two nodes. One flat shape for every type (as in
  * etcd-io/raft): fields a type does not use hold their zero value.
  */

@@ -44,6 +44,7 @@ import type {
   NodeId,
   Snapshot,
 } from '../raft/types.js';
+import { MESSAGE_TYPES } from '../raft/types.js';
 import { ManualCluster, type MessageFilter, type NodeConfig, matchesFilter } from './manual.js';
 import { describeMessage } from './trace.js';
 
@@ -200,23 +201,6 @@ export function runScenario(text: string): string {
 // ---------------------------------------------------------------------------
 // Arguments
 
-const MESSAGE_TYPES: readonly MessageType[] = [
-  'MsgProp',
-  'MsgPropResp',
-  'MsgApp',
-  'MsgAppResp',
-  'MsgVote',
-  'MsgVoteResp',
-  'MsgPreVote',
-  'MsgPreVoteResp',
-  'MsgSnap',
-  'MsgHeartbeat',
-  'MsgHeartbeatResp',
-  'MsgTransferLeader',
-  'MsgTimeoutNow',
-  'MsgReadIndex',
-  'MsgReadIndexResp',
-];
 
 /** Reads a command's arguments, and complains about any it did not read. */
 class Args {

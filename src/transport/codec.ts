@@ -30,30 +30,13 @@ import {
   type MessageType,
   type NodeId,
   type Snapshot,
+  MESSAGE_TYPES,
   blankMessage,
 } from '../raft/types.js';
 import { TransportEncodeError, TransportFrameError } from './errors.js';
 
 export const CODEC_VERSION = 1;
 
-/** Wire codes of the message types: the position in this list. Append only; never reorder. */
-const MESSAGE_TYPES: readonly MessageType[] = [
-  'MsgProp',
-  'MsgApp',
-  'MsgAppResp',
-  'MsgVote',
-  'MsgVoteResp',
-  'MsgPreVote',
-  'MsgPreVoteResp',
-  'MsgSnap',
-  'MsgHeartbeat',
-  'MsgHeartbeatResp',
-  'MsgTransferLeader',
-  'MsgTimeoutNow',
-  'MsgReadIndex',
-  'MsgReadIndexResp',
-  'MsgPropResp',
-];
 
 const TYPE_CODES: Readonly<Record<MessageType, number>> = Object.fromEntries(
   MESSAGE_TYPES.map((t, i) => [t, i]),
