@@ -45,6 +45,7 @@ import {
   KvError,
   KvStateMachine,
   type RangeRequest,
+  rangeRequest,
   encodeCommand,
 } from '../src/kv/index.js';
 import { Random } from '../src/sim/random.js';
@@ -92,21 +93,7 @@ function putCmd(key: Uint8Array, value: Uint8Array, time: number, seq = 0): Uint
 }
 
 function rangeReq(key: Uint8Array, rangeEnd: Uint8Array, limit = 0): RangeRequest {
-  return {
-    key,
-    rangeEnd,
-    limit,
-    revision: 0,
-    sortOrder: 0,
-    sortTarget: 0,
-    serializable: true,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  };
+  return rangeRequest({ key, rangeEnd, limit, serializable: true });
 }
 
 function shuffled(n: number, seed: number): number[] {

@@ -2,7 +2,7 @@
 // deterministic and without I/O. See docs/kv.md.
 
 export type * from './types.js';
-export { SortOrder, SortTarget, CompareResult, CompareTarget } from './types.js';
+export { SortOrder, SortTarget, CompareResult, CompareTarget, rangeRequest } from './types.js';
 export { type ClientSession, type KvCommand, type KvOperation, decodeCommand, encodeCommand } from './command.js';
 export { type EtcdErrorCode, type KvErrorCode, GrpcStatus, KvError, KvSnapshotError, etcdError } from './errors.js';
 export type { KvResponse, KvResult } from './messages.js';

@@ -67,6 +67,28 @@ export interface RangeRequest {
   maxCreateRevision: number;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
+/** A RangeRequest with every field at its proto3 default but those given. */
+export function rangeRequest(fields: Partial<RangeRequest> = {}): RangeRequest {
+  return {
+    key: NO_BYTES,
+    rangeEnd: NO_BYTES,
+    limit: 0,
+    revision: 0,
+    sortOrder: SortOrder.NONE,
+    sortTarget: SortTarget.KEY,
+    serializable: false,
+    keysOnly: false,
+    countOnly: false,
+    minModRevision: 0,
+    maxModRevision: 0,
+    minCreateRevision: 0,
+    maxCreateRevision: 0,
+    ...fields,
+  };
+}
+
 /** etcdserverpb.RangeResponse */
 export interface RangeResponse {
   header: ResponseHeader;

@@ -14,6 +14,7 @@
 // Decoded bytes fields are views into the input buffer (see proto.ts).
 
 import type * as kv from '../kv/types.js';
+import { rangeRequest } from '../kv/types.js';
 import { type FieldTable, ProtoDecodeError, ProtoReader, ProtoWriter, SizeCache, WireType, bigVarintSize, lenSize, utf8Size, varintSize } from './proto.js';
 import type * as srv from './types.js';
 
@@ -383,21 +384,7 @@ function readRangeRequest(r: ProtoReader, m: kv.RangeRequest = newRangeRequest()
 }
 
 export function newRangeRequest(): kv.RangeRequest {
-  return {
-    key: EMPTY,
-    rangeEnd: EMPTY,
-    limit: 0,
-    revision: 0,
-    sortOrder: 0,
-    sortTarget: 0,
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  };
+  return rangeRequest();
 }
 
 export const RangeRequest = codec(sizeRangeRequest, writeRangeRequest, readRangeRequest);

@@ -18,6 +18,7 @@ import {
   type KvResult,
   type PutRequest,
   type RangeRequest,
+  rangeRequest,
   type RangeResponse,
   type RequestOp,
   type TxnRequest,
@@ -44,22 +45,7 @@ function putReq(key: string, value = '', extra: Partial<PutRequest> = {}): PutRe
 }
 
 function rangeReq(key: string, rangeEnd = '', extra: Partial<RangeRequest> = {}): RangeRequest {
-  return {
-    key: b(key),
-    rangeEnd: b(rangeEnd),
-    limit: 0,
-    revision: 0,
-    sortOrder: 0,
-    sortTarget: 0,
-    serializable: false,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-    ...extra,
-  };
+  return rangeRequest({ key: b(key), rangeEnd: b(rangeEnd), ...extra });
 }
 
 function delReq(key: string, rangeEnd = '', prevKv = false): DeleteRangeRequest {

@@ -15,6 +15,7 @@ import {
   KvError,
   KvStateMachine,
   encodeCommand,
+  rangeRequest,
   validateCommand,
 } from '../../src/kv/index.js';
 
@@ -46,21 +47,7 @@ class Member {
     return this.sm.apply(encodeCommand(session ? { op, time, session } : { op, time }), ++this.index);
   }
   value(key: string): string | undefined {
-    const kv = this.sm.range({
-      key: b(key),
-      rangeEnd: new Uint8Array(0),
-      limit: 0,
-      revision: 0,
-      sortOrder: 0,
-      sortTarget: 0,
-      serializable: true,
-      keysOnly: false,
-      countOnly: false,
-      minModRevision: 0,
-      maxModRevision: 0,
-      minCreateRevision: 0,
-      maxCreateRevision: 0,
-    }).kvs[0];
+    const kv = this.sm.range(rangeRequest({ key: b(key), serializable: true })).kvs[0];
     return kv === undefined ? undefined : s(kv.value);
   }
 }

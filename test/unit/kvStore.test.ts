@@ -13,6 +13,7 @@ import {
   type KvCommand,
   type KvOperation,
   type RangeRequest,
+  rangeRequest,
   type TxnResponse,
   KvError,
   KvSnapshotError,
@@ -30,21 +31,7 @@ const b = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
 const s = (u: Uint8Array) => Buffer.from(u).toString('latin1');
 
 function rangeReq(key: string, rangeEnd = '', revision = 0): RangeRequest {
-  return {
-    key: b(key),
-    rangeEnd: b(rangeEnd),
-    limit: 0,
-    revision,
-    sortOrder: 0,
-    sortTarget: 0,
-    serializable: true,
-    keysOnly: false,
-    countOnly: false,
-    minModRevision: 0,
-    maxModRevision: 0,
-    minCreateRevision: 0,
-    maxCreateRevision: 0,
-  };
+  return rangeRequest({ key: b(key), rangeEnd: b(rangeEnd), revision, serializable: true });
 }
 
 const putOp = (key: string, value: string): KvOperation => ({
