@@ -37,7 +37,7 @@ import {
 } from './errors.js';
 import { type FileSystem, joinPath } from './fs.js';
 import { LogIndex, STRIDE } from './logIndex.js';
-import { RECORD_ENTRY, type SnapshotMarker, decodePayload } from './record.js';
+import { RECORD_ENTRY, type SnapshotMarker, decodeEntryRecord, entryIndex } from './record.js';
 import { DEFAULT_SNAPSHOTS_KEPT, type SnapshotFile, SnapshotStore } from './snapshot.js';
 import { type Position, type RecoveryReport, Wal, positionSeq } from './wal.js';
 
@@ -369,21 +369,29 @@ export class DiskStorage implements Storage {
       const start = this.index.seek(next);
       const end = Math.min(hi, start.extentEnd);
       let expected = start.index;
+      /** The last entry looked at, and where: the next read likely starts there (LogIndex.learn). */
+      let lastSeen = 0;
+      let lastSeenAt: Position = 0;
       this.wal.scanFrom(start.position, (payload, position: Position) => {
         if (payload[0] !== RECORD_ENTRY) return true;
-        const r = decodePayload(payload);
-        if (r.type !== 'entry' || r.entry.index !== expected) {
-          throw new StorageInvariantError(`reading entry ${expected} at position ${position} found entry ${r.type === 'entry' ? r.entry.index : r.type}`);
+        const index = entryIndex(payload);
+        if (index !== expected) {
+          throw new StorageInvariantError(`reading entry ${expected} at position ${position} found entry ${index}`);
         }
         expected++;
-        if (r.entry.index < next) return true;
-        if (!take(r.entry)) {
+        // Entries before the first wanted are only counted, not decoded.
+        if (index < next) return true;
+        if (index === next) this.index.learn(index, position);
+        lastSeen = index;
+        lastSeenAt = position;
+        if (!take(decodeEntryRecord(payload))) {
           taking = false;
           return false;
         }
         return expected < end;
       });
       if (taking && expected < end) throw new StorageInvariantError(`entry ${expected} not found on disk`);
+      if (lastSeen > 0) this.index.learn(lastSeen, lastSeenAt);
       next = end;
     }
   }
@@ -496,7 +504,8 @@ export class DiskStorage implements Storage {
       // Reading the oldest live entry back starts from a known position at or
       // before it (logIndex.ts), possibly in a segment of compacted entries:
       // that segment must stay. Any later read starts at or after it.
-      const keepFrom = this.index.last >= this.index.first ? positionSeq(this.index.seek(this.index.first).position) : Infinity;
+      // (Not from a learnt position: that may be forgotten, and the read then starts earlier.)
+      const keepFrom = this.index.last >= this.index.first ? positionSeq(this.index.seek(this.index.first, false).position) : Infinity;
       this.wal.release(upTo, keepFrom);
     }
     if (this.prunedFor !== this.durableMarkerIndex) {

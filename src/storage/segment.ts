@@ -4,7 +4,6 @@
 // names its WAL files), so a directory listing sorts in log order and says
 // where each segment starts without opening it.
 
-import { checksumBytes } from './crc.js';
 import { type FileSystem, type FileHandle, joinPath } from './fs.js';
 import { SECTOR_BYTES } from './memoryFs.js';
 import { FRAME_HEADER_BYTES, type FrameProblem, MAX_PAYLOAD_BYTES, RECORD_FLUSH, isZero, padded, readFrame } from './record.js';
@@ -71,10 +70,16 @@ export function scanSegment(
   }
 }
 
+/** What a scan into a caller's buffer reads first: reading entries back usually wants a few records. */
+const FIRST_READ_BYTES = 4096;
+
 /**
  * scanSegment on an open file, reading `chunk` bytes at a time: a size, or
  * a buffer to read into (reused across scans by a caller that scans often;
- * it is replaced, not grown, for a record larger than it).
+ * it is replaced, not grown, for a record larger than it). Into a caller's
+ * buffer the first read is small (4 KiB) and each further one twice the
+ * last, up to the buffer's size: a scan that stops after a few records
+ * reads little more than them.
  */
 export function scanOpen(
   fs: FileSystem,
@@ -84,18 +89,20 @@ export function scanOpen(
   from = 0,
 ): ScanEnd {
   const fileSize = fs.size(fd);
-  let buf = typeof chunk === 'number' ? checksumBytes(Math.min(chunk, Math.max(fileSize - from, FRAME_HEADER_BYTES))) : chunk;
+  let buf = typeof chunk === 'number' ? new Uint8Array(Math.min(chunk, Math.max(fileSize - from, FRAME_HEADER_BYTES))) : chunk;
   let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  /** How much the next read asks for. */
+  let readBytes = typeof chunk === 'number' ? buf.length : Math.min(buf.length, FIRST_READ_BYTES);
   /** File offset of buf[0]. */
   let base = from;
-  let filled = fs.read(fd, buf, base);
+  let filled = fs.read(fd, readBytes === buf.length ? buf : buf.subarray(0, readBytes), base);
   let at = 0;
 
   /** Makes buf hold `n` bytes from `at` (or all that is left of the file). */
   const ensure = (n: number): void => {
     if (at + n <= filled || base + filled >= fileSize) return;
     if (n > buf.length) {
-      const next = checksumBytes(Math.max(n, buf.length * 2));
+      const next = new Uint8Array(Math.max(n, buf.length * 2));
       next.set(buf.subarray(at, filled));
       buf = next;
       view = new DataView(buf.buffer);
@@ -105,7 +112,8 @@ export function scanOpen(
     filled -= at;
     base += at;
     at = 0;
-    filled += fs.read(fd, buf.subarray(filled), base + filled);
+    readBytes = Math.min(buf.length, readBytes * 2);
+    filled += fs.read(fd, buf.subarray(filled, Math.max(n, readBytes)), base + filled);
   };
 
   for (;;) {
@@ -163,7 +171,7 @@ export function scanTail(
   from: number,
   fileSize: number,
 ): { syncedAfter: number | undefined; dirtyEnd: number } {
-  const buf = checksumBytes(Math.min(CHUNK_BYTES, padded(Math.max(fileSize - from, FRAME_HEADER_BYTES))));
+  const buf = new Uint8Array(Math.min(CHUNK_BYTES, padded(Math.max(fileSize - from, FRAME_HEADER_BYTES))));
   const words = new Uint32Array(buf.buffer);
   const view = new DataView(buf.buffer);
   let dirtyEnd = from;
@@ -187,7 +195,7 @@ export function scanTail(
       // A candidate record: a plausible length, then the whole frame checked.
       const length = view.getUint32(at + 4, true);
       if (length === 0 || length > fileSize - offset - FRAME_HEADER_BYTES) continue;
-      const frame = checksumBytes(FRAME_HEADER_BYTES + length);
+      const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
       fs.read(fd, frame, offset);
       if (!readFrame(frame, new DataView(frame.buffer), 0, frame.length).ok) continue;
       if (sawFlushEnd) return { syncedAfter: offset, dirtyEnd };

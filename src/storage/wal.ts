@@ -21,7 +21,6 @@
 // open, naming the file, offset and index.
 
 import type { Entry, HardState } from '../raft/types.js';
-import { checksumBytes } from './crc.js';
 import { StorageInvariantError, WalClosedError, WalCorruptionError, WalIdentityError, WalWriteError } from './errors.js';
 import { type FileHandle, type FileSystem, joinPath } from './fs.js';
 import {
@@ -646,7 +645,7 @@ export class Wal {
       let sealed = false;
       let stopped = false;
       const s = seq;
-      this.readBuffer ??= checksumBytes(READ_CHUNK_BYTES);
+      this.readBuffer ??= new Uint8Array(READ_CHUNK_BYTES);
       scanOpen(this.fs, this.reader(s), this.readBuffer, (payload, at) => {
         if (payload[0] === RECORD_SEAL) {
           sealed = true;
