@@ -46,12 +46,28 @@ interface Session {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
+/**
+ * Entries decoded (or encoded) already, by their bytes: in one process
+ * every replica holds the same Uint8Array of an entry (messages carry it by
+ * reference) until it is read back from a disk, so most applies find their
+ * entry here instead of parsing JSON again. Entries are never changed once
+ * proposed, nor are the decoded objects (callers only read them).
+ */
+const decoded = new WeakMap<Uint8Array, KvEntry>();
+
 export function encodeEntry(e: KvEntry): Uint8Array {
-  return encoder.encode(JSON.stringify(e));
+  const data = encoder.encode(JSON.stringify(e));
+  decoded.set(data, e);
+  return data;
 }
 
 export function decodeEntry(data: Uint8Array): KvEntry {
-  return JSON.parse(decoder.decode(data)) as KvEntry;
+  let e = decoded.get(data);
+  if (e === undefined) {
+    e = JSON.parse(decoder.decode(data)) as KvEntry;
+    decoded.set(data, e);
+  }
+  return e;
 }
 
 export class KvStateMachine {

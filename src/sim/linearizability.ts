@@ -399,6 +399,8 @@ function checkPartition<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], 
   let bestPrefix: number[] = [];
   let bestKnown = 0;
   let bestState = state;
+  /** How many leading entries of callStack bestPrefix still shares: a new best copies only the rest (else a long history costs O(n²)). */
+  let bestShared = 0;
 
   // Undoes linearizations until one leaves an alternative to try, and returns
   // the entry to resume scanning from; -1 when the whole search space is
@@ -408,6 +410,7 @@ function checkPartition<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], 
     for (;;) {
       const e = callStack.pop();
       if (e === undefined) return -1;
+      if (bestShared > callStack.length) bestShared = callStack.length;
       state = stateStack.pop()!;
       const op = opOf[e]!;
       bits.clear(op);
@@ -444,7 +447,9 @@ function checkPartition<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], 
           const placedKnown = knownCount - knownRemaining;
           if (placedKnown > bestKnown || (placedKnown === bestKnown && callStack.length < bestPrefix.length)) {
             bestKnown = placedKnown;
-            bestPrefix = callStack.map((e) => opOf[e]!);
+            bestPrefix.length = bestShared;
+            for (let k = bestShared; k < callStack.length; k++) bestPrefix.push(opOf[callStack[k]!]!);
+            bestShared = callStack.length;
             bestState = state;
           }
           cur = next[HEAD]!;
@@ -727,7 +732,11 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
   },
   key(s) {
     // A JSON object with sorted keys, so equal maps built in different orders
-    // share a key.  Partitions hold one key, so skip the sort in that case.
+    // share a key.  Partitions hold one key, so that case goes first.
+    if (s.size <= 1) {
+      for (const [k, v] of s) return `{${JSON.stringify(k)}:${JSON.stringify(v)}}`;
+      return '{}';
+    }
     const entries = [...s.entries()];
     if (entries.length > 1) entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`;
