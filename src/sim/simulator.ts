@@ -407,12 +407,10 @@ export class Simulator implements NodeHost, ClientHost {
   private completeReady(node: SimNode, rd: Ready): void {
     if (SimNode.needsDisk(rd)) {
       const hs = rd.hardState;
-      const what = [
-        rd.snapshot ? `snap@${rd.snapshot.metadata.index}` : '',
-        rd.entries.length ? `ents ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}` : '',
-        hs ? `hs t${hs.term} v${hs.vote} c${hs.commit}` : '',
-      ];
-      this.trace.record(this.now, 'persist', node.id, undefined, what.filter(Boolean).join(' '));
+      let what = rd.snapshot ? `snap@${rd.snapshot.metadata.index}` : '';
+      if (rd.entries.length) what += `${what && ' '}ents ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}`;
+      if (hs) what += `${what && ' '}hs t${hs.term} v${hs.vote} c${hs.commit}`;
+      this.trace.record(this.now, 'persist', node.id, undefined, what);
     }
     node.finish(rd);
   }

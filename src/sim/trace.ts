@@ -120,6 +120,11 @@ export function formatRecord(r: TraceRecord): string {
   return `${t}ms ${who.padEnd(5)} ${r.kind.padEnd(9)} ${body}`;
 }
 
+/** One step of FNV-1a over 32-bit words: the running hash `h` with `x` mixed in. */
+function mix(h: number, x: number): number {
+  return Math.imul(h ^ (x | 0), 0x01000193) >>> 0;
+}
+
 export class Trace {
   private hash = 0x811c9dc5;
   private readonly ring: (TraceRecord | undefined)[];
@@ -133,38 +138,35 @@ export class Trace {
     this.ring = new Array<TraceRecord | undefined>(Math.max(1, capacity));
   }
 
-  private mix(x: number): void {
-    this.hash = Math.imul(this.hash ^ (x | 0), 0x01000193) >>> 0;
-  }
-
   /** Ticks go into the hash but not the buffer: they would crowd out the events that matter. */
   tick(time: number, node: number): void {
     this.count++;
-    this.mix(time);
-    this.mix(node);
+    this.hash = mix(mix(this.hash, time), node);
   }
 
   record(time: number, kind: TraceKind, node: number, msg?: Message, text?: string): void {
     this.count++;
-    this.mix(time);
-    this.mix(time / 4294967296);
-    this.mix(KIND_CODES[kind]);
-    this.mix(node);
+    let h = this.hash;
+    h = mix(h, time);
+    h = mix(h, time / 4294967296);
+    h = mix(h, KIND_CODES[kind]);
+    h = mix(h, node);
     if (msg) {
-      this.mix(MSG_CODES[msg.type]);
-      this.mix(msg.from);
-      this.mix(msg.to);
-      this.mix(msg.term);
-      this.mix(msg.index);
-      this.mix(msg.logTerm);
-      this.mix(msg.commit);
-      this.mix(msg.entries.length);
-      this.mix(msg.reject ? 1 : 0);
+      h = mix(h, MSG_CODES[msg.type]);
+      h = mix(h, msg.from);
+      h = mix(h, msg.to);
+      h = mix(h, msg.term);
+      h = mix(h, msg.index);
+      h = mix(h, msg.logTerm);
+      h = mix(h, msg.commit);
+      h = mix(h, msg.entries.length);
+      h = mix(h, msg.reject ? 1 : 0);
     }
-    if (text) for (let i = 0; i < text.length; i++) this.mix(text.charCodeAt(i));
+    if (text) for (let i = 0; i < text.length; i++) h = mix(h, text.charCodeAt(i));
+    this.hash = h;
     const rec: TraceRecord = msg ? { time, kind, node, msg, text } : { time, kind, node, text };
     this.ring[this.next] = rec;
-    this.next = (this.next + 1) % this.ring.length;
+    if (++this.next === this.ring.length) this.next = 0;
     if (this.sink) this.sink(rec);
   }
 

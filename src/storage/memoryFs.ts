@@ -18,48 +18,69 @@ type PendingOp =
   | { readonly kind: 'write'; readonly position: number; readonly data: Uint8Array }
   | { readonly kind: 'truncate'; readonly length: number };
 
+/** A buffer and how many Bytes hold it. */
+interface Store {
+  buf: Uint8Array;
+  holders: number;
+}
+
 /**
  * A file's bytes: a buffer that grows, and its logical length. Copies share
  * the buffer until one of them changes (a crash image copies every file
  * twice, and most are never written again: sealed segments, snapshots).
  */
 class Bytes {
-  buf: Uint8Array = EMPTY;
+  private store: Store = { buf: EMPTY, holders: 1 };
   length = 0;
-  /** Another Bytes may hold `buf` too: copy it before changing it. */
-  private shared = false;
+
+  get buf(): Uint8Array {
+    return this.store.buf;
+  }
 
   /** A copy of `from` (sharing its buffer until either changes). */
   static copyOf(from: Bytes): Bytes {
     const b = new Bytes();
-    b.buf = from.buf;
+    b.store = from.store;
+    b.store.holders++;
     b.length = from.length;
-    b.shared = from.shared = true;
     return b;
   }
 
-  /** Makes `buf` this file's own, at least `n` bytes long. Bytes past `length` are not assumed to be zeros. */
+  /** Lets go of the buffer (the file is gone): copies sharing it need not copy it any more. */
+  release(): void {
+    this.store.holders--;
+    this.store = { buf: EMPTY, holders: 1 };
+    this.length = 0;
+  }
+
+  /** Makes the buffer this file's own, at least `n` bytes long. Bytes past `length` are not assumed to be zeros. */
   private writable(n: number): void {
-    if (!this.shared && n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(n, this.shared ? this.buf.length : this.buf.length * 2, 4096));
-    next.set(this.buf.subarray(0, this.length));
-    this.buf = next;
-    this.shared = false;
+    const { buf, holders } = this.store;
+    if (holders === 1 && n <= buf.length) return;
+    const next = new Uint8Array(Math.max(n, holders > 1 ? buf.length : buf.length * 2, 4096));
+    next.set(buf.subarray(0, this.length));
+    if (holders > 1) {
+      this.store.holders--;
+      this.store = { buf: next, holders: 1 };
+    } else {
+      this.store.buf = next;
+    }
   }
 
   apply(op: PendingOp): void {
     if (op.kind === 'truncate') {
       if (op.length > this.length) {
         this.writable(op.length);
-        this.buf.fill(0, this.length, op.length);
+        this.store.buf.fill(0, this.length, op.length);
       }
       this.length = op.length;
       return;
     }
     const end = op.position + op.data.length;
     this.writable(end);
-    if (op.position > this.length) this.buf.fill(0, this.length, op.position);
-    this.buf.set(op.data, op.position);
+    const buf = this.store.buf;
+    if (op.position > this.length) buf.fill(0, this.length, op.position);
+    buf.set(op.data, op.position);
     this.length = Math.max(this.length, end);
   }
 }
@@ -74,7 +95,7 @@ const EMPTY = new Uint8Array(0);
  */
 class CopyPool {
   private static readonly SLAB_BYTES = 64 * 1024;
-  private slab = new Uint8Array(CopyPool.SLAB_BYTES);
+  private slab = EMPTY;
   private used = 0;
 
   copy(data: Uint8Array): Uint8Array {
@@ -332,9 +353,10 @@ export class MemoryFileSystem implements FileSystem {
   syncDir(dir: string): void {
     this.checkAlive(dir);
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-    const inDir = (name: string) => name.startsWith(prefix) && !name.slice(prefix.length).includes('/');
-    for (const name of [...this.durableNames.keys()]) {
-      if (inDir(name) && !this.names.has(name)) this.durableNames.delete(name);
+    const inDir = (name: string) => name.startsWith(prefix) && name.indexOf('/', prefix.length) === -1;
+    for (const name of this.durableNames.keys()) {
+      // (Deleting the current key while iterating a Map is safe.)
+      if (!this.names.has(name) && inDir(name)) this.durableNames.delete(name);
     }
     for (const [name, inode] of this.names) if (inDir(name)) this.durableNames.set(name, inode);
     this.syncs++;
@@ -384,6 +406,11 @@ export class MemoryFileSystem implements FileSystem {
   /** Crashes in place: what crashImage would return replaces this disk's contents. Open handles die. */
   crash(options: CrashOptions = { unsynced: 'none' }): void {
     const image = this.crashImage(options);
+    // The files as they were are gone: the image's copies need not copy their buffers when written.
+    for (const inode of new Set([...this.names.values(), ...this.durableNames.values()])) {
+      inode.durable.release();
+      inode.current.release();
+    }
     this.names = image.names;
     this.durableNames = image.durableNames;
     this.handles.clear();

@@ -70,16 +70,13 @@ export function scanSegment(
   }
 }
 
-/** What a scan into a caller's buffer reads first: reading entries back usually wants a few records. */
-const FIRST_READ_BYTES = 4096;
-
 /**
  * scanSegment on an open file, reading `chunk` bytes at a time: a size, or
  * a buffer to read into (reused across scans by a caller that scans often;
- * it is replaced, not grown, for a record larger than it). Into a caller's
- * buffer the first read is small (4 KiB) and each further one twice the
- * last, up to the buffer's size: a scan that stops after a few records
- * reads little more than them.
+ * it is replaced, not grown, for a record larger than it). The first read
+ * asks for `firstRead` bytes (default: a whole chunk) and each further one
+ * for twice the last, up to the chunk: a scan expected to stop after a few
+ * records reads little more than them.
  */
 export function scanOpen(
   fs: FileSystem,
@@ -87,12 +84,13 @@ export function scanOpen(
   chunk: number | Uint8Array,
   visit: (payload: Uint8Array, offset: number) => boolean | void,
   from = 0,
+  firstRead = Infinity,
 ): ScanEnd {
   const fileSize = fs.size(fd);
   let buf = typeof chunk === 'number' ? new Uint8Array(Math.min(chunk, Math.max(fileSize - from, FRAME_HEADER_BYTES))) : chunk;
   let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   /** How much the next read asks for. */
-  let readBytes = typeof chunk === 'number' ? buf.length : Math.min(buf.length, FIRST_READ_BYTES);
+  let readBytes = Math.max(FRAME_HEADER_BYTES, Math.min(buf.length, firstRead));
   /** File offset of buf[0]. */
   let base = from;
   let filled = fs.read(fd, readBytes === buf.length ? buf : buf.subarray(0, readBytes), base);

@@ -136,15 +136,16 @@ interface Preparing {
 }
 
 const TEMP_SUFFIX = '.tmp';
-/** Replay reads big chunks; reading old entries back for a follower, small ones. */
+/** Replay reads big chunks; reading old entries back for a follower, small ones, starting smaller still. */
 const REPLAY_CHUNK_BYTES = 4 << 20;
 const READ_CHUNK_BYTES = 64 << 10;
+const READ_FIRST_BYTES = 4 << 10;
 
 export class Wal {
   private readonly fs: FileSystem;
   private readonly dir: string;
   private readonly segmentBytes: number;
-  private readonly encoder = new RecordEncoder();
+  private readonly encoder = new RecordEncoder(4096);
   private segments: SegmentFile[] = [];
   private current!: OpenSegment;
   private preparing: Preparing | undefined;
@@ -224,6 +225,8 @@ export class Wal {
     }
     let records = 0;
     let bytes = 0;
+    /** One buffer for every segment: as big as the largest (up to a chunk), allocated once. */
+    let chunk: Uint8Array | undefined;
     let tornTail: RecoveryReport['tornTail'];
     let last: { segment: SegmentFile; end: number; sealed: boolean } | undefined;
     /** The index of the last entry replayed (or of the snapshot the log restarted after). */
@@ -241,7 +244,9 @@ export class Wal {
       let preallocated = 0;
       try {
         let recordError: WalCorruptionError | undefined;
-        const scan = scanOpen(fs, fd, REPLAY_CHUNK_BYTES, (payload, offset) => {
+        const size = Math.min(REPLAY_CHUNK_BYTES, Math.max(fs.size(fd), FRAME_HEADER_BYTES));
+        if (chunk === undefined || chunk.length < size) chunk = new Uint8Array(Math.min(REPLAY_CHUNK_BYTES, Math.max(size, 2 * (chunk?.length ?? 0))));
+        const scan = scanOpen(fs, fd, chunk, (payload, offset) => {
           const loc = { file: segment.name, offset, index: lastIndex + 1 };
           try {
             if (!sawHeader) {
@@ -656,7 +661,7 @@ export class Wal {
           return false;
         }
         return true;
-      }, offset);
+      }, offset, READ_FIRST_BYTES);
       if (stopped || !sealed) return;
       seq++;
       offset = 0;

@@ -264,3 +264,60 @@ describe('crash consistency', () => {
     });
   }
 });
+
+describe('MemoryFileSystem', () => {
+  const bytes = (...xs: number[]) => new Uint8Array(xs);
+  /** A disk with /d/f holding [1, 2, 3] synced and [9] written after at offset 3, unsynced. */
+  function disk(): MemoryFileSystem {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    const fd = fs.create('/d/f');
+    fs.write(fd, bytes(1, 2, 3), 0);
+    fs.fsync(fd);
+    fs.syncDir('/d');
+    fs.write(fd, bytes(9), 3);
+    return fs;
+  }
+
+  it('a crash keeps what was synced; reads saw the unsynced write before it', () => {
+    const fs = disk();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 9));
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3));
+  });
+
+  it('keeps a written buffer as it was when written, though the caller reuses it', () => {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    const fd = fs.create('/d/f');
+    const buf = bytes(1, 2, 3, 4);
+    fs.write(fd, buf, 0);
+    buf.fill(7);
+    fs.fsync(fd);
+    fs.syncDir('/d');
+    buf.fill(8);
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 4));
+  });
+
+  it('crash images and the disk they came from change independently (their bytes are shared until written)', () => {
+    const fs = disk();
+    const image = fs.crashImage();
+    const fd = image.open('/d/f', true);
+    image.write(fd, bytes(5), 0);
+    assert.deepEqual(image.peek('/d/f'), bytes(5, 2, 3));
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 9), 'the original is untouched by a write to its image');
+    const second = fs.crashImage();
+    fs.crash();
+    const fd2 = fs.open('/d/f', true);
+    fs.write(fd2, bytes(6, 6), 1);
+    fs.fsync(fd2);
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 6, 6));
+    assert.deepEqual(second.peek('/d/f'), bytes(1, 2, 3), 'an image taken before the crash is untouched by writes after it');
+    assert.deepEqual(image.peek('/d/f'), bytes(5, 2, 3));
+    image.crash();
+    assert.deepEqual(image.peek('/d/f'), bytes(1, 2, 3), 'the image crashes back to what its origin had synced');
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 6, 6));
+  });
+});
