@@ -215,9 +215,11 @@ export class RawNode {
     if (this.inFlight) return false;
     const r = this.raft;
     if (r.hasPendingFlush() || r.hasOutput()) return true;
-    const ss = r.softState();
-    if (ss.lead !== this.prevSoftState.lead || ss.state !== this.prevSoftState.state) return true;
-    if (!hardStateEqual(r.hardState(), this.prevHardState)) return true;
+    // The soft and hard state compared field by field (asked after every event: no objects).
+    const ps = this.prevSoftState;
+    if (r.lead !== ps.lead || r.state !== ps.state) return true;
+    const ph = this.prevHardState;
+    if (r.term !== ph.term || r.vote !== ph.vote || r.raftLog.committed !== ph.commit) return true;
     const log = r.raftLog;
     return log.unstable.nextSnapshot() !== undefined || log.unstable.hasNextEntries() || log.hasNextCommittedEnts();
   }

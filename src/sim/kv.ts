@@ -3,7 +3,7 @@
 // linearizability model's own (kvApply), so what the simulator checks
 // against is exactly what the replicas execute.
 
-import { type KvInput, type KvOutput, type KvState, kvApply } from './linearizability.js';
+import { type KvInput, type KvOutput, kvEffect } from './linearizability.js';
 
 /**
  * What a log entry carries. A client first registers a session (the
@@ -71,7 +71,7 @@ export function decodeEntry(data: Uint8Array): KvEntry {
 }
 
 export class KvStateMachine {
-  private state: KvState = new Map();
+  private state = new Map<string, string>();
   private sessions = new Map<number, Session>();
   /** The latest time carried by an applied command: every replica agrees on it at every index. */
   private now = 0;
@@ -100,8 +100,12 @@ export class KvStateMachine {
     if (cmd.seq <= session.seq) {
       return { kind: 'duplicate', output: cmd.seq === session.seq ? session.output : undefined };
     }
-    const { state, output } = kvApply(this.state, cmd.input);
-    this.state = state;
+    // The model's own semantics (kvEffect), applied to the map in place.
+    const { write, value, output } = kvEffect(this.state.get(cmd.input.key), cmd.input);
+    if (write) {
+      if (value === undefined) this.state.delete(cmd.input.key);
+      else this.state.set(cmd.input.key, value);
+    }
     session.seq = cmd.seq;
     session.output = output;
     return { kind: 'applied', output };
@@ -120,7 +124,7 @@ export class KvStateMachine {
 
   /** A read's response: the model's own output for a get. */
   get(key: string): KvOutput {
-    return kvApply(this.state, { op: 'get', key }).output;
+    return kvEffect(this.state.get(key), { op: 'get', key }).output;
   }
 
   keys(): string[] {

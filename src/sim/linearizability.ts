@@ -615,26 +615,34 @@ function withValue(s: KvState, key: string, value: string | undefined): KvState 
   return m;
 }
 
-/** The model's effect and output, for an input applied in state `s`. */
-export function kvApply(s: KvState, input: KvInput): { state: KvState; output: KvOutput } {
-  const current = s.get(input.key);
+/**
+ * What an input does to the value of its key (`current`): the new value to
+ * write (`write` false: the key is left as it is) and the output.
+ */
+export function kvEffect(current: string | undefined, input: KvInput): { write: boolean; value: string | undefined; output: KvOutput } {
   switch (input.op) {
     case 'get':
-      return { state: s, output: { ok: true, value: current } };
+      return { write: false, value: current, output: { ok: true, value: current } };
     case 'set':
-      return { state: withValue(s, input.key, input.value), output: { ok: true } };
+      return { write: true, value: input.value, output: { ok: true } };
     case 'del':
-      return { state: withValue(s, input.key, undefined), output: { ok: true, deleted: current !== undefined } };
+      return { write: true, value: undefined, output: { ok: true, deleted: current !== undefined } };
     case 'inc': {
       const next = kvIncrement(current);
-      if (next === undefined) return { state: s, output: { ok: false, error: 'not-integer' } };
-      return { state: withValue(s, input.key, next), output: { ok: true, value: next } };
+      if (next === undefined) return { write: false, value: current, output: { ok: false, error: 'not-integer' } };
+      return { write: true, value: next, output: { ok: true, value: next } };
     }
     case 'cas': {
       const swapped = current === input.expected;
-      return { state: swapped ? withValue(s, input.key, input.value) : s, output: { ok: true, swapped } };
+      return { write: swapped, value: swapped ? input.value : current, output: { ok: true, swapped } };
     }
   }
+}
+
+/** The model's effect and output, for an input applied in state `s`. */
+export function kvApply(s: KvState, input: KvInput): { state: KvState; output: KvOutput } {
+  const { write, value, output } = kvEffect(s.get(input.key), input);
+  return { state: write ? withValue(s, input.key, value) : s, output };
 }
 
 /** Whether `actual` is exactly the output the model produces (`expected`) for an op of kind `op`. */

@@ -15,6 +15,9 @@ export interface LinkWeather {
 
 export type PartitionKind = 'split' | 'oneWay' | 'isolate' | 'isolateLeader' | 'leaderMinority';
 
+/** No delivery: a message lost. */
+const LOST: readonly number[] = Object.freeze([]);
+
 export class Network {
   /** cuts.has(key(from, to)): messages from `from` to `to` are dropped. */
   private readonly cuts = new Set<number>();
@@ -121,12 +124,13 @@ export class Network {
    * dropped, two if it is duplicated. Cuts apply only when `partitionable`
    * (node-to-node links).
    */
-  deliveries(from: NodeId, to: NodeId, partitionable: boolean): number[] {
-    if (partitionable && this.isCut(from, to)) return [];
+  deliveries(from: NodeId, to: NodeId, partitionable: boolean): readonly number[] {
+    if (partitionable && this.isCut(from, to)) return LOST;
     const w = this.weather;
-    if (w.lossRate > 0 && this.rng.chance(w.lossRate)) return [];
-    const delay = () => w.minDelayUs + this.rng.int(w.maxDelayUs - w.minDelayUs + 1);
-    if (w.duplicateRate > 0 && this.rng.chance(w.duplicateRate)) return [delay(), delay()];
-    return [delay()];
+    const r = this.rng;
+    if (w.lossRate > 0 && r.chance(w.lossRate)) return LOST;
+    const span = w.maxDelayUs - w.minDelayUs + 1;
+    if (w.duplicateRate > 0 && r.chance(w.duplicateRate)) return [w.minDelayUs + r.int(span), w.minDelayUs + r.int(span)];
+    return [w.minDelayUs + r.int(span)];
   }
 }

@@ -370,23 +370,7 @@ export class Simulator implements NodeHost, ClientHost {
       if (!rd) break;
       if (rd.softState) this.observeRole(node, rd.softState);
       for (const m of rd.messages) this.send(m);
-      if (SimNode.needsDisk(rd)) {
-        node.persisting = rd;
-        let completedNow = false;
-        let inProcess = true;
-        node.persist(rd, () => {
-          node.persisting = undefined;
-          if (inProcess) {
-            completedNow = true;
-            return;
-          }
-          // The write took time, during which the node kept stepping messages.
-          this.completeReady(node, rd);
-          this.process(node);
-        });
-        inProcess = false;
-        if (!completedNow) break;
-      }
+      if (SimNode.needsDisk(rd) && !this.persist(node, rd)) break;
       this.completeReady(node, rd);
     }
     this.checker.afterEvent(node);
@@ -402,6 +386,28 @@ export class Simulator implements NodeHost, ClientHost {
         this.stats.leaderAfterHealUs = this.now - this.healTime;
       }
     }
+  }
+
+  /**
+   * Starts writing a Ready; returns whether the write completed at once
+   * (then the caller completes the Ready). Otherwise it completes when the
+   * disk's fdatasync does, and the node keeps stepping messages meanwhile.
+   */
+  private persist(node: SimNode, rd: Ready): boolean {
+    node.persisting = rd;
+    let completedNow = false;
+    let inProcess = true;
+    node.persist(rd, () => {
+      node.persisting = undefined;
+      if (inProcess) {
+        completedNow = true;
+        return;
+      }
+      this.completeReady(node, rd);
+      this.process(node);
+    });
+    inProcess = false;
+    return completedNow;
   }
 
   private completeReady(node: SimNode, rd: Ready): void {

@@ -127,7 +127,12 @@ function mix(h: number, x: number): number {
 
 export class Trace {
   private hash = 0x811c9dc5;
-  private readonly ring: (TraceRecord | undefined)[];
+  /** The ring of latest events, a field per array (no object per event: most are never read). */
+  private readonly times: number[];
+  private readonly kinds: (TraceKind | undefined)[];
+  private readonly nodes: number[];
+  private readonly msgs: (Message | undefined)[];
+  private readonly texts: (string | undefined)[];
   private next = 0;
   count = 0;
 
@@ -135,7 +140,12 @@ export class Trace {
     capacity: number,
     private readonly sink?: (record: TraceRecord) => void,
   ) {
-    this.ring = new Array<TraceRecord | undefined>(Math.max(1, capacity));
+    const n = Math.max(1, capacity);
+    this.times = new Array<number>(n).fill(0);
+    this.kinds = new Array<TraceKind | undefined>(n).fill(undefined);
+    this.nodes = new Array<number>(n).fill(0);
+    this.msgs = new Array<Message | undefined>(n).fill(undefined);
+    this.texts = new Array<string | undefined>(n).fill(undefined);
   }
 
   /** Ticks go into the hash but not the buffer: they would crowd out the events that matter. */
@@ -164,10 +174,23 @@ export class Trace {
     }
     if (text) for (let i = 0; i < text.length; i++) h = mix(h, text.charCodeAt(i));
     this.hash = h;
-    const rec: TraceRecord = msg ? { time, kind, node, msg, text } : { time, kind, node, text };
-    this.ring[this.next] = rec;
-    if (++this.next === this.ring.length) this.next = 0;
-    if (this.sink) this.sink(rec);
+    const k = this.next;
+    this.times[k] = time;
+    this.kinds[k] = kind;
+    this.nodes[k] = node;
+    this.msgs[k] = msg;
+    this.texts[k] = text;
+    if (++this.next === this.times.length) this.next = 0;
+    if (this.sink) this.sink(this.at(k)!);
+  }
+
+  /** The event in ring slot k, if any. */
+  private at(k: number): TraceRecord | undefined {
+    const kind = this.kinds[k];
+    if (kind === undefined) return undefined;
+    const msg = this.msgs[k];
+    const base = { time: this.times[k]!, kind, node: this.nodes[k]! };
+    return msg ? { ...base, msg, text: this.texts[k] } : { ...base, text: this.texts[k] };
   }
 
   /** The hash of every event so far, as 8 hex digits. */
@@ -176,10 +199,10 @@ export class Trace {
   }
 
   /** The latest events, oldest first. */
-  recent(n = this.ring.length): TraceRecord[] {
+  recent(n = this.times.length): TraceRecord[] {
     const out: TraceRecord[] = [];
-    for (let i = 0; i < this.ring.length; i++) {
-      const r = this.ring[(this.next + i) % this.ring.length];
+    for (let i = 0; i < this.times.length; i++) {
+      const r = this.at((this.next + i) % this.times.length);
       if (r) out.push(r);
     }
     return out.slice(-n);
