@@ -62,6 +62,9 @@ export interface Ready {
   readonly mustSync: boolean;
 }
 
+/** The empty list a Ready carries for each empty field (frozen: Ready's lists are read-only). */
+const NOTHING: readonly never[] = Object.freeze([]);
+
 export interface ProgressStatus {
   readonly matchIndex: number;
   readonly nextIndex: number;
@@ -243,18 +246,27 @@ export class RawNode {
     // restart, win the same term again and write different entries at the
     // same (index, term) that a learner already received.
     const termOrVoteChanged = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
-    const messages = termOrVoteChanged ? [] : r.msgs;
-    const messagesAfterPersist = termOrVoteChanged ? r.msgs.concat(r.msgsAfterPersist) : r.msgsAfterPersist;
+    // The Ready takes over the node's lists; an empty one is left where it
+    // is and the Ready gets a shared empty list (a Ready is made after every
+    // event that changes anything: most of its lists are empty).
+    const msgs: readonly Message[] = r.msgs.length > 0 ? r.msgs : NOTHING;
+    const after: readonly Message[] = r.msgsAfterPersist.length > 0 ? r.msgsAfterPersist : NOTHING;
+    const readStates: readonly ReadState[] = r.readStates.length > 0 ? r.readStates : NOTHING;
+    const droppedProposals: readonly DroppedProposal[] = r.droppedProposals.length > 0 ? r.droppedProposals : NOTHING;
+    if (msgs.length > 0) r.msgs = [];
+    if (after.length > 0) r.msgsAfterPersist = [];
+    if (readStates.length > 0) r.readStates = [];
+    if (droppedProposals.length > 0) r.droppedProposals = [];
     const rd: Ready = {
       softState: softChanged ? ss : undefined,
       hardState: hardChanged ? hs : undefined,
       entries,
       snapshot,
       committedEntries,
-      messages,
-      messagesAfterPersist,
-      readStates: r.readStates,
-      droppedProposals: r.droppedProposals,
+      messages: termOrVoteChanged ? NOTHING : msgs,
+      messagesAfterPersist: !termOrVoteChanged || msgs.length === 0 ? after : after.length === 0 ? msgs : msgs.concat(after),
+      readStates,
+      droppedProposals,
       mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
     };
     // Hand these out exactly once.
@@ -262,10 +274,6 @@ export class RawNode {
     if (committedEntries.length > 0) log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
     if (softChanged) this.prevSoftState = ss;
     if (hardChanged) this.prevHardState = hs;
-    r.msgs = [];
-    r.msgsAfterPersist = [];
-    r.readStates = [];
-    r.droppedProposals = [];
     this.inFlight = rd;
     return rd;
   }

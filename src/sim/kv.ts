@@ -55,8 +55,25 @@ const decoder = new TextDecoder();
  */
 const decoded = new WeakMap<Uint8Array, KvEntry>();
 
+/**
+ * Entries' bytes are cut from shared slabs: a typed array of its own costs
+ * about 1 µs above 64 bytes (V8 allocates its bytes off the heap), a slice
+ * of a slab a tenth of that, and every client command is one.
+ */
+const SLAB_BYTES = 16 * 1024;
+let slab = new Uint8Array(0);
+let slabUsed = 0;
+
 export function encodeEntry(e: KvEntry): Uint8Array {
-  const data = encoder.encode(JSON.stringify(e));
+  const text = JSON.stringify(e);
+  // UTF-8 takes at most 3 bytes per UTF-16 code unit.
+  if (slabUsed + 3 * text.length > slab.length) {
+    slab = new Uint8Array(Math.max(SLAB_BYTES, 3 * text.length));
+    slabUsed = 0;
+  }
+  const { written } = encoder.encodeInto(text, slab.subarray(slabUsed));
+  const data = slab.subarray(slabUsed, slabUsed + written);
+  slabUsed += written;
   decoded.set(data, e);
   return data;
 }

@@ -25,17 +25,18 @@ interface Store {
 }
 
 /**
- * A file's bytes: a buffer that grows, and its logical length. Copies share
- * the buffer until one of them changes (a crash image copies every file
- * twice, and most are never written again: sealed segments, snapshots).
+ * A file's bytes: its logical length, and a buffer holding its first
+ * `filled` bytes; the rest, up to the length, are zeros without being
+ * stored (a preallocated segment is mostly zeros until written). Copies
+ * share the buffer until one of them changes (a crash image copies every
+ * file twice, and most are never written again: sealed segments,
+ * snapshots).
  */
 class Bytes {
   private store: Store = { buf: EMPTY, holders: 1 };
   length = 0;
-
-  get buf(): Uint8Array {
-    return this.store.buf;
-  }
+  /** Bytes from here to `length` are zeros (whatever the buffer holds there). */
+  private filled = 0;
 
   /** A copy of `from` (sharing its buffer until either changes). */
   static copyOf(from: Bytes): Bytes {
@@ -43,6 +44,7 @@ class Bytes {
     b.store = from.store;
     b.store.holders++;
     b.length = from.length;
+    b.filled = from.filled;
     return b;
   }
 
@@ -51,14 +53,29 @@ class Bytes {
     this.store.holders--;
     this.store = { buf: EMPTY, holders: 1 };
     this.length = 0;
+    this.filled = 0;
   }
 
-  /** Makes the buffer this file's own, at least `n` bytes long. Bytes past `length` are not assumed to be zeros. */
+  /** Copies bytes [position, position + out.length) into `out` (the caller keeps within the length). */
+  read(out: Uint8Array, position: number): void {
+    const stored = Math.max(0, Math.min(out.length, this.filled - position));
+    if (stored > 0) out.set(this.store.buf.subarray(position, position + stored));
+    if (stored < out.length) out.fill(0, stored);
+  }
+
+  /** The whole content, as a new array. */
+  copy(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    this.read(out, 0);
+    return out;
+  }
+
+  /** Makes the buffer this file's own, at least `n` bytes long. */
   private writable(n: number): void {
     const { buf, holders } = this.store;
     if (holders === 1 && n <= buf.length) return;
     const next = new Uint8Array(Math.max(n, holders > 1 ? buf.length : buf.length * 2, 4096));
-    next.set(buf.subarray(0, this.length));
+    next.set(buf.subarray(0, this.filled));
     if (holders > 1) {
       this.store.holders--;
       this.store = { buf: next, holders: 1 };
@@ -69,19 +86,18 @@ class Bytes {
 
   apply(op: PendingOp): void {
     if (op.kind === 'truncate') {
-      if (op.length > this.length) {
-        this.writable(op.length);
-        this.store.buf.fill(0, this.length, op.length);
-      }
+      // Growing adds zeros past `filled`; shrinking forgets what was cut.
       this.length = op.length;
+      if (this.filled > op.length) this.filled = op.length;
       return;
     }
     const end = op.position + op.data.length;
     this.writable(end);
     const buf = this.store.buf;
-    if (op.position > this.length) buf.fill(0, this.length, op.position);
+    if (op.position > this.filled) buf.fill(0, this.filled, op.position);
     buf.set(op.data, op.position);
-    this.length = Math.max(this.length, end);
+    if (end > this.filled) this.filled = end;
+    if (end > this.length) this.length = end;
   }
 }
 
@@ -276,7 +292,7 @@ export class MemoryFileSystem implements FileSystem {
   read(fd: FileHandle, buf: Uint8Array, position: number): number {
     const { current } = this.handle(fd).inode;
     const n = Math.max(0, Math.min(buf.length, current.length - position));
-    if (n > 0) buf.set(current.buf.subarray(position, position + n));
+    if (n > 0) current.read(n === buf.length ? buf : buf.subarray(0, n), position);
     return n;
   }
 
@@ -428,7 +444,7 @@ export class MemoryFileSystem implements FileSystem {
   peek(path: string): Uint8Array {
     const inode = this.names.get(path);
     if (!inode) throw new MemoryFsError('ENOENT', path);
-    return inode.current.buf.slice(0, inode.current.length);
+    return inode.current.copy();
   }
 
   /** Replaces a file's bytes, durably (tests: to damage a file). */

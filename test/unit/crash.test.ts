@@ -300,6 +300,30 @@ describe('MemoryFileSystem', () => {
     assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 4));
   });
 
+  it('reads zeros where a file was extended or written past its end, also after a cut and a crash', () => {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    const fd = fs.create('/d/f');
+    fs.write(fd, bytes(1, 2, 3, 4, 5, 6), 0);
+    fs.truncate(fd, 3);
+    fs.truncate(fd, 8); // what was cut comes back as zeros
+    fs.write(fd, bytes(7), 10); // a hole of zeros before it
+    assert.equal(fs.size(fd), 11);
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 7));
+    const part = new Uint8Array([9, 9, 9, 9, 9]);
+    assert.equal(fs.read(fd, part, 2), 5);
+    assert.deepEqual(part, bytes(3, 0, 0, 0, 0), 'a read overwrites the whole of what it returns');
+    fs.fsync(fd);
+    fs.syncDir('/d');
+    fs.truncate(fd, 1 << 20); // preallocated: reads as zeros, takes no memory until written
+    fs.write(fd, bytes(8), 12);
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 7));
+    const again = fs.open('/d/f', true);
+    fs.truncate(again, 16);
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0));
+  });
+
   it('crash images and the disk they came from change independently (their bytes are shared until written)', () => {
     const fs = disk();
     const image = fs.crashImage();
