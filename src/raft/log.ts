@@ -6,8 +6,8 @@ import { LogCompactedError, LogUnavailableError, RaftInvariantError } from './er
 import { type Storage, limitSize } from './storage.js';
 import { type Entry, type Snapshot, entryBytes } from './types.js';
 
-/** What nextEntries and nextCommittedEnts return when there is nothing (most of the time): one shared, frozen list. */
-const NO_ENTRIES: readonly Entry[] = Object.freeze([]);
+/** What nextEntries and nextCommittedEnts return when there is nothing (most of the time): one shared list (not frozen: see rawNode.ts). */
+const NO_ENTRIES: readonly Entry[] = [];
 
 /**
  * Entries (and possibly a snapshot) not yet known to be persisted. The part

@@ -62,8 +62,12 @@ export interface Ready {
   readonly mustSync: boolean;
 }
 
-/** The empty list a Ready carries for each empty field (frozen: Ready's lists are read-only). */
-const NOTHING: readonly never[] = Object.freeze([]);
+/**
+ * The empty list a Ready carries for each empty field (Ready's lists are
+ * read-only). Not frozen: V8 iterates a frozen array with for-of through
+ * the generic iterator protocol, an object per step.
+ */
+const NOTHING: readonly never[] = [];
 
 export interface ProgressStatus {
   readonly matchIndex: number;
