@@ -213,8 +213,8 @@ export class Simulator implements NodeHost, ClientHost {
       this.finish();
       return false;
     }
-    const { time, item } = this.queue.pop()!;
-    this.now = time;
+    this.now = next;
+    const item = this.queue.pop()!;
     this.stats.events++;
     try {
       this.handle(item);

@@ -70,11 +70,16 @@ class Bytes {
     return out;
   }
 
-  /** Makes the buffer this file's own, at least `n` bytes long. */
+  /**
+   * Makes the buffer this file's own, at least `n` bytes long. A growing
+   * buffer doubles, or grows at once to the file's length when the file was
+   * extended ahead of its data (a preallocated segment fills up to it).
+   */
   private writable(n: number): void {
     const { buf, holders } = this.store;
     if (holders === 1 && n <= buf.length) return;
-    const next = new Uint8Array(Math.max(n, holders > 1 ? buf.length : buf.length * 2, 4096));
+    const grown = Math.max(buf.length * 2, 4096, Math.min(this.length, PREALLOCATED_UP_TO));
+    const next = new Uint8Array(Math.max(n, holders > 1 ? buf.length : grown));
     next.set(buf.subarray(0, this.filled));
     if (holders > 1) {
       this.store.holders--;
@@ -102,6 +107,8 @@ class Bytes {
 }
 
 const EMPTY = new Uint8Array(0);
+/** A file extended ahead of its data gets a buffer of its whole length at its first write, up to this. */
+const PREALLOCATED_UP_TO = 1 << 20;
 
 /**
  * Copies of written data, kept until synced (a crash may keep a prefix of
