@@ -42,8 +42,8 @@ import {
   blankMessage,
   canSendBeforePersist,
   entryBytes,
-  message,
   payloadBytes,
+  withFields,
 } from './types.js';
 
 export interface RaftConfig {
@@ -237,7 +237,7 @@ export class Raft {
       fields.type === 'MsgVoteResp' ||
       fields.type === 'MsgPreVoteResp';
     const term = isForward ? 0 : isVote ? fields.term! : this.term;
-    this.emit(message({ ...fields, from: this.id, term }));
+    this.emit(withFields(blankMessage(fields.type, this.id, fields.to, term), fields));
   }
 
   /** A message of our current term to fill in (for the hot paths: appends, heartbeats and their answers). */

@@ -23,7 +23,7 @@ import { type AppliedCommand, type ClientReply, type ClientRequest, type NodeHos
 import { Network, type PartitionKind } from './network.js';
 import { type NemesisAction, type SimOptions, type Swarm, DEFAULT_OPTIONS, TICK_US, pickSwarm } from './options.js';
 import { Random } from './random.js';
-import { type TraceRecord, Trace } from './trace.js';
+import { type TextParts, type TraceRecord, Trace } from './trace.js';
 import { type ClientHost, type ClientOp, CLIENT_ID_BASE, SimClient } from './workload.js';
 
 type SimEvent =
@@ -412,10 +412,12 @@ export class Simulator implements NodeHost, ClientHost {
 
   private completeReady(node: SimNode, rd: Ready): void {
     if (SimNode.needsDisk(rd)) {
+      // "snap@I ents A..B hs tT vV cC", each part only if written.
+      const what: (string | number)[] = [];
+      if (rd.snapshot) what.push('snap@', rd.snapshot.metadata.index);
+      if (rd.entries.length) what.push(what.length ? ' ents ' : 'ents ', rd.entries[0]!.index, '..', rd.entries[rd.entries.length - 1]!.index);
       const hs = rd.hardState;
-      let what = rd.snapshot ? `snap@${rd.snapshot.metadata.index}` : '';
-      if (rd.entries.length) what += `${what && ' '}ents ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index}`;
-      if (hs) what += `${what && ' '}hs t${hs.term} v${hs.vote} c${hs.commit}`;
+      if (hs) what.push(what.length ? ' hs t' : 'hs t', hs.term, ' v', hs.vote, ' c', hs.commit);
       this.trace.record(this.now, 'persist', node.id, undefined, what);
     }
     node.finish(rd);
@@ -835,9 +837,10 @@ function describeInput(i: KvInput): string {
   }
 }
 
-function describeRequest(r: ClientRequest): string {
-  if (r.register) return `c${r.client} register (attempt ${r.attempt})`;
-  return `c${r.client} s${r.session} #${r.seq}.${r.attempt} ${describeInput(r.input!)}`;
+/** "cC sS #Q.A op", as trace text in parts (see TextParts). */
+function describeRequest(r: ClientRequest): TextParts {
+  if (r.register) return ['c', r.client, ' register (attempt ', r.attempt, ')'];
+  return ['c', r.client, ' s', r.session, ' #', r.seq, '.', r.attempt, ' ', describeInput(r.input!)];
 }
 
 function describeConfState(node: SimNode): string {

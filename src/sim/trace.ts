@@ -125,6 +125,33 @@ function mix(h: number, x: number): number {
   return Math.imul(h ^ (x | 0), 0x01000193) >>> 0;
 }
 
+/**
+ * An event's text given in pieces, hashed as their concatenation (numbers
+ * as their decimal text) and joined only if printed: the simulator traces
+ * every write this way, and building and flattening a string for each cost
+ * more than the rest of tracing it.
+ */
+export type TextParts = readonly (string | number)[];
+
+/** `h` with the characters of `s` mixed in. */
+function mixString(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) h = mix(h, s.charCodeAt(i));
+  return h;
+}
+
+/** `h` with the characters of String(n) mixed in, without building the string for small whole numbers. */
+function mixNumber(h: number, n: number): number {
+  if (!(n >= 0 && n < 0x80000000 && n === (n | 0))) return mixString(h, String(n));
+  let d = 1;
+  while (d * 10 <= n) d *= 10;
+  for (; d >= 1; d = (d / 10) | 0) h = mix(h, 48 + (((n / d) | 0) % 10));
+  return h;
+}
+
+function joinText(text: string | TextParts | undefined): string | undefined {
+  return typeof text === 'object' ? text.join('') : text;
+}
+
 export class Trace {
   private hash = 0x811c9dc5;
   /** The ring of latest events, a field per array (no object per event: most are never read). */
@@ -132,7 +159,7 @@ export class Trace {
   private readonly kinds: (TraceKind | undefined)[];
   private readonly nodes: number[];
   private readonly msgs: (Message | undefined)[];
-  private readonly texts: (string | undefined)[];
+  private readonly texts: (string | TextParts | undefined)[];
   private next = 0;
   count = 0;
 
@@ -145,7 +172,7 @@ export class Trace {
     this.kinds = new Array<TraceKind | undefined>(n).fill(undefined);
     this.nodes = new Array<number>(n).fill(0);
     this.msgs = new Array<Message | undefined>(n).fill(undefined);
-    this.texts = new Array<string | undefined>(n).fill(undefined);
+    this.texts = new Array<string | TextParts | undefined>(n).fill(undefined);
   }
 
   /** Ticks go into the hash but not the buffer: they would crowd out the events that matter. */
@@ -154,7 +181,7 @@ export class Trace {
     this.hash = mix(mix(this.hash, time), node);
   }
 
-  record(time: number, kind: TraceKind, node: number, msg?: Message, text?: string): void {
+  record(time: number, kind: TraceKind, node: number, msg?: Message, text?: string | TextParts): void {
     this.count++;
     let h = this.hash;
     h = mix(h, time);
@@ -172,7 +199,8 @@ export class Trace {
       h = mix(h, msg.entries.length);
       h = mix(h, msg.reject ? 1 : 0);
     }
-    if (text) for (let i = 0; i < text.length; i++) h = mix(h, text.charCodeAt(i));
+    if (typeof text === 'string') h = mixString(h, text);
+    else if (text) for (const part of text) h = typeof part === 'string' ? mixString(h, part) : mixNumber(h, part);
     this.hash = h;
     const k = this.next;
     this.times[k] = time;
@@ -190,7 +218,8 @@ export class Trace {
     if (kind === undefined) return undefined;
     const msg = this.msgs[k];
     const base = { time: this.times[k]!, kind, node: this.nodes[k]! };
-    return msg ? { ...base, msg, text: this.texts[k] } : { ...base, text: this.texts[k] };
+    const text = joinText(this.texts[k]);
+    return msg ? { ...base, msg, text } : { ...base, text };
   }
 
   /** The hash of every event so far, as 8 hex digits. */
