@@ -75,16 +75,36 @@ export function encodeEntry(e: KvEntry): Uint8Array {
   const data = slab.subarray(slabUsed, slabUsed + written);
   slabUsed += written;
   decoded.set(data, e);
+  rememberText(text, e);
   return data;
 }
+
+/**
+ * ...and by their text: an entry read back from a disk comes in bytes of its
+ * own, but its text is often decoded already (a restarted node re-applies
+ * its log), and a lookup costs a third of parsing the JSON again. Bounded:
+ * emptied when full.
+ */
+const decodedText = new Map<string, KvEntry>();
+const DECODED_TEXT_LIMIT = 16384;
 
 export function decodeEntry(data: Uint8Array): KvEntry {
   let e = decoded.get(data);
   if (e === undefined) {
-    e = JSON.parse(decoder.decode(data)) as KvEntry;
+    const text = decoder.decode(data);
+    e = decodedText.get(text);
+    if (e === undefined) {
+      e = JSON.parse(text) as KvEntry;
+      rememberText(text, e);
+    }
     decoded.set(data, e);
   }
   return e;
+}
+
+function rememberText(text: string, e: KvEntry): void {
+  if (decodedText.size >= DECODED_TEXT_LIMIT) decodedText.clear();
+  decodedText.set(text, e);
 }
 
 export class KvStateMachine {

@@ -339,142 +339,189 @@ function buildEntries(ops: Operation<unknown, unknown>[]) {
 }
 
 function checkPartition<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], maxSteps: number): PartitionResult<S> {
-  const n = ops.length;
-  const { isCall, opOf, match } = buildEntries(ops);
+  return new PartitionSearch(model, ops).run(maxSteps);
+}
 
-  // Doubly-linked list of entries not yet linearized, in time order.  Node 2n
-  // is the head sentinel; -1 is the end.  Lifting an op unlinks its call and
-  // return entries; unlifting relinks them in reverse order (dancing links).
-  const HEAD = 2 * n;
-  const next = new Int32Array(2 * n + 1);
-  const prev = new Int32Array(2 * n + 1);
-  for (let e = 0; e <= HEAD; e++) {
-    next[e] = e + 1 < 2 * n ? e + 1 : -1;
-    prev[e] = e - 1;
-  }
-  next[HEAD] = n > 0 ? 0 : -1;
-  prev[0] = HEAD;
-
-  const unlink = (e: number): void => {
-    const p = prev[e]!;
-    const q = next[e]!;
-    next[p] = q;
-    if (q !== -1) prev[q] = p;
-  };
-  const relink = (e: number): void => {
-    const p = prev[e]!;
-    const q = next[e]!;
-    next[p] = e;
-    if (q !== -1) prev[q] = e;
-  };
-  const lift = (callEntry: number): void => {
-    unlink(callEntry);
-    unlink(match[callEntry]!);
-  };
-  const unlift = (callEntry: number): void => {
-    relink(match[callEntry]!);
-    relink(callEntry);
-  };
-
-  const known = ops.map((op) => op.output !== undefined);
-  // Partial-order reduction.  Say op r is legal in the current state, leaves
-  // it unchanged, and the scan reached its call entry (so no pending op
-  // returned before r was called).  If any linearization from here exists, the
-  // one obtained by moving r to the front is valid too: r sees the same state
-  // and changes nothing, and moving r earlier breaks no real-time order.  So
-  // when the model vouches that r never changes the state (`readOnly`), the
-  // search places r and does not explore the alternatives at that level.
-  const readOnly = Uint8Array.from(ops, (op) => (model.readOnly?.(op.input, op.output) ? 1 : 0));
-  // The history is linearizable once every op with a known outcome is placed;
-  // leftover unknown-outcome ops are taken never to have happened.
-  const knownCount = known.filter(Boolean).length;
-  let knownRemaining = knownCount;
-
-  const bits = new Bitset(n);
-  const cache = new ConfigCache();
-  const callStack: number[] = []; // call entries of the linearized ops, in order
-  const stateStack: S[] = []; // state before each of them
-  let state = model.init();
-
-  let bestPrefix: number[] = [];
-  let bestKnown = 0;
-  let bestState = state;
+/**
+ * The search over one partition. A class rather than closures in
+ * checkPartition: closures made per call are optimized again for every
+ * call that gets hot, which in a sweep of seeds is every call.
+ */
+class PartitionSearch<S, I, O> {
+  private readonly isCall: Uint8Array;
+  private readonly opOf: Int32Array;
+  private readonly match: Int32Array;
+  /**
+   * Doubly-linked list of entries not yet linearized, in time order.  Node
+   * 2n is the head sentinel; -1 is the end.  Lifting an op unlinks its call
+   * and return entries; unlifting relinks them in reverse order (dancing
+   * links).
+   */
+  private readonly head: number;
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly known: boolean[];
+  /**
+   * Partial-order reduction.  Say op r is legal in the current state, leaves
+   * it unchanged, and the scan reached its call entry (so no pending op
+   * returned before r was called).  If any linearization from here exists,
+   * the one obtained by moving r to the front is valid too: r sees the same
+   * state and changes nothing, and moving r earlier breaks no real-time
+   * order.  So when the model vouches that r never changes the state
+   * (`readOnly`), the search places r and does not explore the alternatives
+   * at that level.
+   */
+  private readonly readOnly: Uint8Array;
+  /**
+   * The history is linearizable once every op with a known outcome is
+   * placed; leftover unknown-outcome ops are taken never to have happened.
+   */
+  private readonly knownCount: number;
+  private knownRemaining: number;
+  private readonly bits: Bitset;
+  private readonly cache = new ConfigCache();
+  /** Call entries of the linearized ops, in order. */
+  private readonly callStack: number[] = [];
+  /** The state before each of them. */
+  private readonly stateStack: S[] = [];
+  private state: S;
+  private bestPrefix: number[] = [];
+  private bestKnown = 0;
+  private bestState: S;
   /** How many leading entries of callStack bestPrefix still shares: a new best copies only the rest (else a long history costs O(n²)). */
-  let bestShared = 0;
+  private bestShared = 0;
 
-  // Undoes linearizations until one leaves an alternative to try, and returns
-  // the entry to resume scanning from; -1 when the whole search space is
-  // exhausted.  An op placed as read-only was the only candidate worth trying
-  // at its level (see `readOnly` above), so its siblings are skipped.
-  const backtrack = (): number => {
+  constructor(
+    private readonly model: Model<S, I, O>,
+    private readonly ops: Operation<I, O>[],
+  ) {
+    const n = ops.length;
+    const { isCall, opOf, match } = buildEntries(ops);
+    this.isCall = isCall;
+    this.opOf = opOf;
+    this.match = match;
+    const head = 2 * n;
+    this.head = head;
+    this.next = new Int32Array(2 * n + 1);
+    this.prev = new Int32Array(2 * n + 1);
+    for (let e = 0; e <= head; e++) {
+      this.next[e] = e + 1 < 2 * n ? e + 1 : -1;
+      this.prev[e] = e - 1;
+    }
+    this.next[head] = n > 0 ? 0 : -1;
+    this.prev[0] = head;
+    this.known = ops.map((op) => op.output !== undefined);
+    this.readOnly = Uint8Array.from(ops, (op) => (model.readOnly?.(op.input, op.output) ? 1 : 0));
+    this.knownCount = this.known.filter(Boolean).length;
+    this.knownRemaining = this.knownCount;
+    this.bits = new Bitset(n);
+    this.state = model.init();
+    this.bestState = this.state;
+  }
+
+  private unlink(e: number): void {
+    const p = this.prev[e]!;
+    const q = this.next[e]!;
+    this.next[p] = q;
+    if (q !== -1) this.prev[q] = p;
+  }
+
+  private relink(e: number): void {
+    const p = this.prev[e]!;
+    const q = this.next[e]!;
+    this.next[p] = e;
+    if (q !== -1) this.prev[q] = e;
+  }
+
+  private lift(callEntry: number): void {
+    this.unlink(callEntry);
+    this.unlink(this.match[callEntry]!);
+  }
+
+  private unlift(callEntry: number): void {
+    this.relink(this.match[callEntry]!);
+    this.relink(callEntry);
+  }
+
+  /**
+   * Undoes linearizations until one leaves an alternative to try, and
+   * returns the entry to resume scanning from; -1 when the whole search
+   * space is exhausted.  An op placed as read-only was the only candidate
+   * worth trying at its level (see `readOnly`), so its siblings are skipped.
+   */
+  private backtrack(): number {
     for (;;) {
-      const e = callStack.pop();
+      const e = this.callStack.pop();
       if (e === undefined) return -1;
-      if (bestShared > callStack.length) bestShared = callStack.length;
-      state = stateStack.pop()!;
-      const op = opOf[e]!;
-      bits.clear(op);
-      unlift(e);
-      if (known[op]) knownRemaining++;
-      if (readOnly[op] === 0) return next[e]!;
-    }
-  };
-
-  let cur = next[HEAD]!;
-  let steps = 0;
-  while (knownRemaining > 0) {
-    if (++steps > maxSteps) return { outcome: 'unknown' };
-
-    if (cur === -1) {
-      // Unreachable: a known op still in the list has a finite return entry,
-      // which stops the scan.  Fail loudly rather than loop.
-      throw new LinearizabilityError('internal', 'search ran off the end of the entry list');
-    }
-
-    if (isCall[cur] === 1) {
-      const op = opOf[cur]!;
-      const nextState = model.step(state, ops[op]!.input, ops[op]!.output);
-      if (nextState !== undefined) {
-        bits.set(op);
-        if (cache.add(bits, model.key(nextState))) {
-          callStack.push(cur);
-          stateStack.push(state);
-          state = nextState;
-          lift(cur);
-          if (known[op]) knownRemaining--;
-          // Best = most known-outcome ops placed, then fewest unknown ones
-          // (they are padding the reader does not need to see).
-          const placedKnown = knownCount - knownRemaining;
-          if (placedKnown > bestKnown || (placedKnown === bestKnown && callStack.length < bestPrefix.length)) {
-            bestKnown = placedKnown;
-            bestPrefix.length = bestShared;
-            for (let k = bestShared; k < callStack.length; k++) bestPrefix.push(opOf[callStack[k]!]!);
-            bestShared = callStack.length;
-            bestState = state;
-          }
-          cur = next[HEAD]!;
-          continue;
-        }
-        // Configuration already explored and failed (it cannot be on the
-        // current path: bitsets only grow along a path).
-        bits.clear(op);
-        if (readOnly[op] === 1) {
-          // Placing a legal read-only op first is never worse than any
-          // alternative, so this configuration fails as a whole.
-          cur = backtrack();
-          if (cur === -1) return { outcome: 'violation', bestPrefix, bestState };
-          continue;
-        }
-      }
-      cur = next[cur]!;
-    } else {
-      // A return entry: its op must be linearized before anything that starts
-      // later, and every candidate before it has been tried.  Backtrack.
-      cur = backtrack();
-      if (cur === -1) return { outcome: 'violation', bestPrefix, bestState };
+      if (this.bestShared > this.callStack.length) this.bestShared = this.callStack.length;
+      this.state = this.stateStack.pop()!;
+      const op = this.opOf[e]!;
+      this.bits.clear(op);
+      this.unlift(e);
+      if (this.known[op]) this.knownRemaining++;
+      if (this.readOnly[op] === 0) return this.next[e]!;
     }
   }
-  return { outcome: 'ok' };
+
+  run(maxSteps: number): PartitionResult<S> {
+    const { model, ops, isCall, opOf, next, bits, cache, callStack, readOnly } = this;
+    const violation = (): PartitionResult<S> => ({ outcome: 'violation', bestPrefix: this.bestPrefix, bestState: this.bestState });
+    let cur = next[this.head]!;
+    let steps = 0;
+    while (this.knownRemaining > 0) {
+      if (++steps > maxSteps) return { outcome: 'unknown' };
+
+      if (cur === -1) {
+        // Unreachable: a known op still in the list has a finite return entry,
+        // which stops the scan.  Fail loudly rather than loop.
+        throw new LinearizabilityError('internal', 'search ran off the end of the entry list');
+      }
+
+      if (isCall[cur] === 1) {
+        const op = opOf[cur]!;
+        const nextState = model.step(this.state, ops[op]!.input, ops[op]!.output);
+        if (nextState !== undefined) {
+          bits.set(op);
+          if (cache.add(bits, model.key(nextState))) {
+            callStack.push(cur);
+            this.stateStack.push(this.state);
+            this.state = nextState;
+            this.lift(cur);
+            if (this.known[op]) this.knownRemaining--;
+            // Best = most known-outcome ops placed, then fewest unknown ones
+            // (they are padding the reader does not need to see).
+            const placedKnown = this.knownCount - this.knownRemaining;
+            if (placedKnown > this.bestKnown || (placedKnown === this.bestKnown && callStack.length < this.bestPrefix.length)) {
+              this.bestKnown = placedKnown;
+              this.bestPrefix.length = this.bestShared;
+              for (let k = this.bestShared; k < callStack.length; k++) this.bestPrefix.push(opOf[callStack[k]!]!);
+              this.bestShared = callStack.length;
+              this.bestState = this.state;
+            }
+            cur = next[this.head]!;
+            continue;
+          }
+          // Configuration already explored and failed (it cannot be on the
+          // current path: bitsets only grow along a path).
+          bits.clear(op);
+          if (readOnly[op] === 1) {
+            // Placing a legal read-only op first is never worse than any
+            // alternative, so this configuration fails as a whole.
+            cur = this.backtrack();
+            if (cur === -1) return violation();
+            continue;
+          }
+        }
+        cur = next[cur]!;
+      } else {
+        // A return entry: its op must be linearized before anything that starts
+        // later, and every candidate before it has been tried.  Backtrack.
+        cur = this.backtrack();
+        if (cur === -1) return violation();
+      }
+    }
+    return { outcome: 'ok' };
+  }
 }
 
 // ---------------------------------------------------------------------------

@@ -107,12 +107,11 @@ export class DiskStorage implements Storage {
       options.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT,
       this.readOnly,
     );
-    const markers: SnapshotMarker[] = [];
-    let sawEntry = false;
     // Replay only indexes entries; the newest (what the cache will hold) are
     // read back once at the end. Decoding and copying every entry of a long
     // log to keep the last 64 MiB of them was most of the replay's work.
-    const tail = new TailSizes(this.cacheLimit);
+    const replay: Replay = { markers: [], sawEntry: false, tail: new TailSizes(this.cacheLimit) };
+    const { markers, tail } = replay;
     const { wal, report } = Wal.open(
       {
         fs: options.fs,
@@ -123,28 +122,12 @@ export class DiskStorage implements Storage {
         readOnly: this.readOnly,
       },
       {
-        entry: (index, term, payload, position) => {
-          if ((!sawEntry && index > this.index.last + 1) || index < this.index.first) {
-            // What came before this entry is in released segments: the log as
-            // far as replay knows starts here. (An entry below the known start
-            // is a truncation there: everything known after it goes.) The term
-            // before it is learnt from a snapshot marker or the snapshot.
-            this.index.reset(index - 1, 0);
-            tail.clear();
-            this.gapBase = index - 1;
-          }
-          sawEntry = true;
-          this.index.append(index, term, position);
-          tail.add(index, payload.length - ENTRY_RECORD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES);
-        },
+        // (Methods do the work: closures made per open would be compiled again for each.)
+        entry: (index, term, payload, position) => this.replayEntry(replay, index, term, payload.length, position),
         hardState: (hs) => {
           this.hardState = hs;
         },
-        snapshot: (m) => {
-          markers.push(m);
-          this.applyMarker(m.index, m.term, m.reset);
-          if (m.reset) tail.clear();
-        },
+        snapshot: (m) => this.replayMarker(replay, m),
       },
     );
     this.wal = wal;
@@ -191,6 +174,28 @@ export class DiskStorage implements Storage {
    */
   static open(options: DiskStorageOptions): DiskStorage {
     return new DiskStorage(options);
+  }
+
+  /** Replay found an entry record of `length` bytes at `position`. */
+  private replayEntry(replay: Replay, index: number, term: number, length: number, position: Position): void {
+    if ((!replay.sawEntry && index > this.index.last + 1) || index < this.index.first) {
+      // What came before this entry is in released segments: the log as
+      // far as replay knows starts here. (An entry below the known start
+      // is a truncation there: everything known after it goes.) The term
+      // before it is learnt from a snapshot marker or the snapshot.
+      this.index.reset(index - 1, 0);
+      replay.tail.clear();
+      this.gapBase = index - 1;
+    }
+    replay.sawEntry = true;
+    this.index.append(index, term, position);
+    replay.tail.add(index, length - ENTRY_RECORD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES);
+  }
+
+  private replayMarker(replay: Replay, m: SnapshotMarker): void {
+    replay.markers.push(m);
+    this.applyMarker(m.index, m.term, m.reset);
+    if (m.reset) replay.tail.clear();
   }
 
   /**
@@ -534,6 +539,13 @@ export class DiskStorage implements Storage {
   close(): void {
     this.wal.close();
   }
+}
+
+/** What the constructor's replay gathers besides the index. */
+interface Replay {
+  readonly markers: SnapshotMarker[];
+  sawEntry: boolean;
+  readonly tail: TailSizes;
 }
 
 /** The bytes of an entry record's payload before the data: type, index, term, entry type (record.ts). */

@@ -128,6 +128,23 @@ interface OpenSegment {
   readonly dataStart: number;
 }
 
+/** Where replay is, from record to record and segment to segment (see Wal.replayRecord). */
+interface ReplayState {
+  readonly visitor: ReplayVisitor;
+  /** The segment being read. */
+  segment: SegmentFile | undefined;
+  sawHeader: boolean;
+  sealed: boolean;
+  /** The size the segment was preallocated to, from its header. */
+  preallocated: number;
+  records: number;
+  /** The index of the last entry replayed (or of the snapshot the log restarted after). */
+  lastIndex: number;
+  sawEntry: boolean;
+  /** The damage that stopped the segment's scan. */
+  error: WalCorruptionError | undefined;
+}
+
 /** A segment being preallocated in the background for the next rollover. */
 interface Preparing {
   readonly path: string;
@@ -223,89 +240,42 @@ export class Wal {
         );
       }
     }
-    let records = 0;
     let bytes = 0;
     /** One buffer for every segment: as big as the largest (up to a chunk), allocated once. */
     let chunk: Uint8Array | undefined;
     let tornTail: RecoveryReport['tornTail'];
     let last: { segment: SegmentFile; end: number; sealed: boolean } | undefined;
-    /** The index of the last entry replayed (or of the snapshot the log restarted after). */
-    let lastIndex = 0;
-    let sawEntry = false;
+    const state: ReplayState = {
+      visitor,
+      segment: undefined,
+      sawHeader: false,
+      sealed: false,
+      preallocated: 0,
+      records: 0,
+      lastIndex: 0,
+      sawEntry: false,
+      error: undefined,
+    };
+    // One visitor for the whole replay (a closure per segment would be
+    // compiled again for every segment that gets hot).
+    const visit = (payload: Uint8Array, offset: number): boolean => this.replayRecord(state, payload, offset);
 
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i]!;
       const isLast = i === segments.length - 1;
       const path = this.path(segment.name);
       let fd: FileHandle | undefined = fs.open(path, false);
-      let sealed = false;
-      let sawHeader = false;
-      /** The size the segment was preallocated to, from its header. */
-      let preallocated = 0;
+      state.segment = segment;
+      state.sealed = false;
+      state.sawHeader = false;
+      state.preallocated = 0;
+      state.error = undefined;
       try {
-        let recordError: WalCorruptionError | undefined;
         const size = Math.min(REPLAY_CHUNK_BYTES, Math.max(fs.size(fd), FRAME_HEADER_BYTES));
         if (chunk === undefined || chunk.length < size) chunk = new Uint8Array(Math.min(REPLAY_CHUNK_BYTES, Math.max(size, 2 * (chunk?.length ?? 0))));
-        const scan = scanOpen(fs, fd, chunk, (payload, offset) => {
-          const loc = { file: segment.name, offset, index: lastIndex + 1 };
-          try {
-            if (!sawHeader) {
-              preallocated = this.checkHeader(segment, payload, offset);
-              sawHeader = true;
-              return true;
-            }
-            if (sealed) throw new WalCorruptionError(loc, 'a record follows the seal');
-            records++;
-            switch (payload[0]) {
-              case RECORD_ENTRY: {
-                const { index, term } = entryIndexTerm(payload);
-                // Only the first entry replayed may start anywhere (the
-                // segments before it were released after a snapshot).
-                if (sawEntry && index > lastIndex + 1) {
-                  throw new WalCorruptionError({ ...loc, index }, `entry ${index} follows entry ${lastIndex}: the log has a gap`);
-                }
-                if (index < 1) throw new WalCorruptionError({ ...loc, index }, 'entry index 0');
-                lastIndex = index;
-                sawEntry = true;
-                visitor.entry(index, term, payload, packPosition(segment.seq, offset));
-                break;
-              }
-              case RECORD_HARD_STATE:
-              case RECORD_SNAPSHOT: {
-                const r = decodePayload(payload);
-                if (r.type === 'hardState') {
-                  this.hardState = r.hardState;
-                  visitor.hardState(r.hardState);
-                } else if (r.type === 'snapshot') {
-                  this.marker = r;
-                  visitor.snapshot(r);
-                  if (r.reset) lastIndex = r.index;
-                }
-                break;
-              }
-              case RECORD_FLUSH:
-                break;
-              case RECORD_SEAL: {
-                const r = decodePayload(payload);
-                if (r.type !== 'seal' || r.nextSeq !== segment.seq + 1) {
-                  throw new WalCorruptionError(loc, 'the seal names the wrong next segment');
-                }
-                sealed = true;
-                break;
-              }
-              default:
-                decodePayload(payload); // throws on unknown types
-                throw new WalCorruptionError(loc, `unexpected record type ${payload[0]}`);
-            }
-          } catch (err) {
-            if (err instanceof MalformedRecordError) recordError = new WalCorruptionError(loc, err.message);
-            else if (err instanceof WalCorruptionError || err instanceof WalIdentityError) recordError = err as WalCorruptionError;
-            else throw err;
-            return false;
-          }
-          return true;
-        });
-        if (recordError) throw recordError;
+        const scan = scanOpen(fs, fd, chunk, visit);
+        const { sealed, sawHeader, preallocated, lastIndex } = state;
+        if (state.error) throw state.error;
         bytes += scan.end;
         if (!sawHeader) {
           // The header is the first thing written to a segment, synced with the
@@ -358,15 +328,15 @@ export class Wal {
     }
 
     this.segments = segments;
-    this.lastIndex = lastIndex;
-    const report = { segments: this.segments.length, records, bytes, ...(tornTail ? { tornTail } : {}), leftovers };
+    this.lastIndex = state.lastIndex;
+    const report = { segments: this.segments.length, records: state.records, bytes, ...(tornTail ? { tornTail } : {}), leftovers };
     if (readOnly) return report;
     if (!last) {
       this.startSegment(0, 1, undefined);
     } else if (last.sealed) {
       // A crash came after the seal but before the next segment was durable
       // (recovery removed what there was of it): start that segment now.
-      this.startSegment(last.segment.seq + 1, lastIndex + 1, undefined);
+      this.startSegment(last.segment.seq + 1, state.lastIndex + 1, undefined);
     } else {
       const seg = last.segment;
       if (tornTail) this.zeroTail(seg, last.end, tornTail.offset + tornTail.bytes);
@@ -375,6 +345,72 @@ export class Wal {
     }
     this.prepareNext();
     return report;
+  }
+
+  /**
+   * Replays one record of segment `s.segment` at `offset`: checks it
+   * follows from what came before, and hands it to the visitor. Returns
+   * false to stop the scan, with the damage in `s.error`.
+   */
+  private replayRecord(s: ReplayState, payload: Uint8Array, offset: number): boolean {
+    const segment = s.segment!;
+    const at = (index = s.lastIndex + 1) => ({ file: segment.name, offset, index });
+    try {
+      if (!s.sawHeader) {
+        s.preallocated = this.checkHeader(segment, payload, offset);
+        s.sawHeader = true;
+        return true;
+      }
+      if (s.sealed) throw new WalCorruptionError(at(), 'a record follows the seal');
+      s.records++;
+      switch (payload[0]) {
+        case RECORD_ENTRY: {
+          const { index, term } = entryIndexTerm(payload);
+          // Only the first entry replayed may start anywhere (the
+          // segments before it were released after a snapshot).
+          if (s.sawEntry && index > s.lastIndex + 1) {
+            throw new WalCorruptionError(at(index), `entry ${index} follows entry ${s.lastIndex}: the log has a gap`);
+          }
+          if (index < 1) throw new WalCorruptionError(at(index), 'entry index 0');
+          s.lastIndex = index;
+          s.sawEntry = true;
+          s.visitor.entry(index, term, payload, packPosition(segment.seq, offset));
+          break;
+        }
+        case RECORD_HARD_STATE:
+        case RECORD_SNAPSHOT: {
+          const r = decodePayload(payload);
+          if (r.type === 'hardState') {
+            this.hardState = r.hardState;
+            s.visitor.hardState(r.hardState);
+          } else if (r.type === 'snapshot') {
+            this.marker = r;
+            s.visitor.snapshot(r);
+            if (r.reset) s.lastIndex = r.index;
+          }
+          break;
+        }
+        case RECORD_FLUSH:
+          break;
+        case RECORD_SEAL: {
+          const r = decodePayload(payload);
+          if (r.type !== 'seal' || r.nextSeq !== segment.seq + 1) {
+            throw new WalCorruptionError(at(), 'the seal names the wrong next segment');
+          }
+          s.sealed = true;
+          break;
+        }
+        default:
+          decodePayload(payload); // throws on unknown types
+          throw new WalCorruptionError(at(), `unexpected record type ${payload[0]}`);
+      }
+    } catch (err) {
+      if (err instanceof MalformedRecordError) s.error = new WalCorruptionError(at(), err.message);
+      else if (err instanceof WalCorruptionError || err instanceof WalIdentityError) s.error = err as WalCorruptionError;
+      else throw err;
+      return false;
+    }
+    return true;
   }
 
   /** Checks a segment's header against the log's owner and the file name; returns the preallocated size. */
