@@ -32,7 +32,6 @@ import {
   type Snapshot,
   type SoftState,
   NONE,
-  hardStateEqual,
 } from './types.js';
 import type { ProgressState } from './progress.js';
 
@@ -237,10 +236,12 @@ export class RawNode {
     const r = this.raft;
     r.flush();
     const log = r.raftLog;
-    const ss = r.softState();
-    const hs = r.hardState();
-    const softChanged = ss.lead !== this.prevSoftState.lead || ss.state !== this.prevSoftState.state;
-    const hardChanged = !hardStateEqual(hs, this.prevHardState);
+    // Compared field by field; new objects only for what changed.
+    const softChanged = r.lead !== this.prevSoftState.lead || r.state !== this.prevSoftState.state;
+    const ph = this.prevHardState;
+    const hardChanged = r.term !== ph.term || r.vote !== ph.vote || log.committed !== ph.commit;
+    const ss = softChanged ? r.softState() : this.prevSoftState;
+    const hs = hardChanged ? r.hardState() : ph;
     const entries = log.unstable.nextEntries();
     const snapshot = log.unstable.nextSnapshot();
     const committedEntries = log.nextCommittedEnts();
