@@ -75,7 +75,6 @@ export function encodeEntry(e: KvEntry): Uint8Array {
   const data = slab.subarray(slabUsed, slabUsed + written);
   slabUsed += written;
   decoded.set(data, e);
-  rememberText(text, e);
   return data;
 }
 
