@@ -129,12 +129,12 @@ export function checkLinearizability<S, I, O>(
 
   // Lets reports refer to operations by their position in the caller's history.
   const historyIndex = new Map<Operation<I, O>, number>();
-  history.forEach((op, i) => historyIndex.set(op, i));
+  for (let i = 0; i < history.length; i++) historyIndex.set(history[i]!, i);
 
   const unknownReasons: string[] = [];
   for (let p = 0; p < partitions.length; p++) {
     // Numbering ops in call order keeps the search's bitsets compact (see Bitset).
-    const ops = [...partitions[p]!].sort((a, b) => a.call - b.call);
+    const ops = [...partitions[p]!].sort(byCall);
     if (ops.length === 0) continue;
     const result = checkPartition(model, ops, maxSteps);
     if (result.outcome === 'violation') {
@@ -308,6 +308,19 @@ function effectiveRet(op: Operation<unknown, unknown>): number {
  * Entry e in [0, 2n) is a call if `isCall[e]`; `opOf[e]` is its op id and
  * `match[e]` the entry of the other half of the same op.
  */
+// Comparators and callbacks live at module level: V8 optimizes a closure
+// made per call again for every call that gets hot.
+
+function byCall(a: Operation<unknown, unknown>, b: Operation<unknown, unknown>): number {
+  return a.call - b.call;
+}
+
+function byEventOrder(a: { time: number; isCall: boolean; op: number }, b: { time: number; isCall: boolean; op: number }): number {
+  if (a.time !== b.time) return a.time < b.time ? -1 : 1;
+  if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
+  return a.op - b.op;
+}
+
 function buildEntries(ops: Operation<unknown, unknown>[]) {
   const n = ops.length;
   const events: { time: number; isCall: boolean; op: number }[] = [];
@@ -315,22 +328,19 @@ function buildEntries(ops: Operation<unknown, unknown>[]) {
     events.push({ time: ops[i]!.call, isCall: true, op: i });
     events.push({ time: effectiveRet(ops[i]!), isCall: false, op: i });
   }
-  events.sort((a, b) => {
-    if (a.time !== b.time) return a.time < b.time ? -1 : 1;
-    if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
-    return a.op - b.op;
-  });
+  events.sort(byEventOrder);
   const isCall = new Uint8Array(2 * n);
   const opOf = new Int32Array(2 * n);
   const match = new Int32Array(2 * n);
   const callEntryOf = new Int32Array(n);
   const retEntryOf = new Int32Array(n);
-  events.forEach((ev, e) => {
+  for (let e = 0; e < events.length; e++) {
+    const ev = events[e]!;
     isCall[e] = ev.isCall ? 1 : 0;
     opOf[e] = ev.op;
     if (ev.isCall) callEntryOf[ev.op] = e;
     else retEntryOf[ev.op] = e;
-  });
+  }
   for (let i = 0; i < n; i++) {
     match[callEntryOf[i]!] = retEntryOf[i]!;
     match[retEntryOf[i]!] = callEntryOf[i]!;
@@ -410,9 +420,16 @@ class PartitionSearch<S, I, O> {
     }
     this.next[head] = n > 0 ? 0 : -1;
     this.prev[0] = head;
-    this.known = ops.map((op) => op.output !== undefined);
-    this.readOnly = Uint8Array.from(ops, (op) => (model.readOnly?.(op.input, op.output) ? 1 : 0));
-    this.knownCount = this.known.filter(Boolean).length;
+    this.known = new Array<boolean>(n);
+    this.readOnly = new Uint8Array(n);
+    let knownCount = 0;
+    for (let i = 0; i < n; i++) {
+      const op = ops[i]!;
+      this.known[i] = op.output !== undefined;
+      if (this.known[i]) knownCount++;
+      this.readOnly[i] = model.readOnly?.(op.input, op.output) ? 1 : 0;
+    }
+    this.knownCount = knownCount;
     this.knownRemaining = this.knownCount;
     this.bits = new Bitset(n);
     this.state = model.init();

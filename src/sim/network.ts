@@ -49,7 +49,7 @@ export class Network {
 
   /** The links currently cut, as [from, to] pairs (for display). */
   cutLinks(): [NodeId, NodeId][] {
-    return [...this.cuts].sort((a, b) => a - b).map((k) => [Math.floor(k / 4096), k % 4096]);
+    return [...this.cuts].sort(ascending).map((k) => [Math.floor(k / 4096), k % 4096]);
   }
 
   /**
@@ -108,8 +108,8 @@ export class Network {
 
   /** Cuts every link between the first k of `ordered` and the rest. */
   private split(ordered: readonly NodeId[], k: number): string {
-    const a = ordered.slice(0, k).sort((x, y) => x - y);
-    const b = ordered.slice(k).sort((x, y) => x - y);
+    const a = ordered.slice(0, k).sort(ascending);
+    const b = ordered.slice(k).sort(ascending);
     for (const x of a) {
       for (const y of b) {
         this.cut(x, y);
@@ -133,4 +133,9 @@ export class Network {
     if (w.duplicateRate > 0 && r.chance(w.duplicateRate)) return [w.minDelayUs + r.int(span), w.minDelayUs + r.int(span)];
     return [w.minDelayUs + r.int(span)];
   }
+}
+
+/** Numeric order for sort() (at module level: V8 optimizes a closure made per call again for every call that gets hot). */
+function ascending(a: number, b: number): number {
+  return a - b;
 }

@@ -171,12 +171,8 @@ export class SimClient {
 
   /** The history as the linearizability checker takes it; unfinished operations have an unknown outcome. */
   operations(): Operation<KvInput, KvOutput>[] {
-    return this.history.map((op) => ({
-      client: this.id,
-      input: op.input,
-      output: op.output,
-      call: op.call,
-      ret: op.ret ?? Infinity,
-    }));
+    const out: Operation<KvInput, KvOutput>[] = [];
+    for (const op of this.history) out.push({ client: this.id, input: op.input, output: op.output, call: op.call, ret: op.ret ?? Infinity });
+    return out;
   }
 }

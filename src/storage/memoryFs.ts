@@ -336,27 +336,31 @@ export class MemoryFileSystem implements FileSystem {
     // What fdatasync promises: the writes made before the call.
     const upTo = inode.pending.length;
     const marker = inode.pending[upTo - 1];
-    const epoch = this.epoch;
-    this.defer(() => {
-      // The machine is off, or restarted since: the call never returns.
-      if (this.frozen || epoch !== this.epoch) return;
-      // Later syncs may already have made some of these durable.
-      const at = marker === undefined ? -1 : inode.pending.indexOf(marker);
-      inode.syncPending(at + 1);
-      this.syncs++;
-      this.counted();
-      done();
-    });
+    // Methods, bound: closures made per call would be compiled again by V8 now and then.
+    this.defer(this.datasynced.bind(this, inode, marker, this.epoch, done));
+  }
+
+  /** A datasync of `inode` covering its pending changes up to `marker` completes. */
+  private datasynced(inode: Inode, marker: PendingOp | undefined, epoch: number, done: (err?: Error) => void): void {
+    // The machine is off, or restarted since: the call never returns.
+    if (this.frozen || epoch !== this.epoch) return;
+    // Later syncs may already have made some of these durable.
+    const at = marker === undefined ? -1 : inode.pending.indexOf(marker);
+    inode.syncPending(at + 1);
+    this.syncs++;
+    this.counted();
+    done();
   }
 
   allocate(fd: FileHandle, length: number, done: (err?: Error) => void): void {
-    const epoch = this.epoch;
-    this.defer(() => {
-      if (this.frozen || epoch !== this.epoch) return;
-      if (this.size(fd) < length) this.truncate(fd, length);
-      this.fsync(fd);
-      done();
-    });
+    this.defer(this.allocated.bind(this, fd, length, this.epoch, done));
+  }
+
+  private allocated(fd: FileHandle, length: number, epoch: number, done: (err?: Error) => void): void {
+    if (this.frozen || epoch !== this.epoch) return;
+    if (this.size(fd) < length) this.truncate(fd, length);
+    this.fsync(fd);
+    done();
   }
 
   rename(from: string, to: string): void {

@@ -145,6 +145,14 @@ interface ReplayState {
   error: WalCorruptionError | undefined;
 }
 
+/** Where scanFrom is: the segment, and whether its scan met a seal or the visitor stopped it. */
+interface ReadScan {
+  seq: number;
+  readonly visit: (payload: Uint8Array, position: Position) => boolean;
+  sealed: boolean;
+  stopped: boolean;
+}
+
 /** A segment being preallocated in the background for the next rollover. */
 interface Preparing {
   readonly path: string;
@@ -256,9 +264,9 @@ export class Wal {
       sawEntry: false,
       error: undefined,
     };
-    // One visitor for the whole replay (a closure per segment would be
-    // compiled again for every segment that gets hot).
-    const visit = (payload: Uint8Array, offset: number): boolean => this.replayRecord(state, payload, offset);
+    // The visitor is a method: a closure made per replay (or per segment)
+    // would be compiled again by V8 for every replay that gets hot.
+    const visit = this.replayRecord.bind(this, state);
 
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i]!;
@@ -529,14 +537,17 @@ export class Wal {
     const fd = this.fs.create(path);
     const p: Preparing = { path, fd, ready: false };
     this.preparing = p;
-    this.fs.allocate(fd, this.segmentBytes, (err) => {
-      if (this.closed || err) {
-        // Not needed any more (or failed: rollover will create one directly).
-        this.discard(p);
-        return;
-      }
-      p.ready = true;
-    });
+    this.fs.allocate(fd, this.segmentBytes, this.prepared.bind(this, p));
+  }
+
+  /** The preallocation of `p` ended. */
+  private prepared(p: Preparing, err?: Error): void {
+    if (this.closed || err) {
+      // Not needed any more (or failed: rollover will create one directly).
+      this.discard(p);
+      return;
+    }
+    p.ready = true;
   }
 
   private discard(p: Preparing): void {
@@ -601,21 +612,24 @@ export class Wal {
     }
     this.syncing = true;
     this.stats.syncs++;
-    this.fs.datasync(this.current.fd, (err) => {
-      if (err) {
-        this.syncing = false;
-        this.fail(new WalWriteError(this.current.path, err), items);
-        return;
-      }
-      // Still "syncing" while the callbacks run: what they append (the next
-      // Ready's batch, typically) queues, and goes out in one flush after.
-      try {
-        for (const item of items) item.done(undefined, item.positions);
-      } finally {
-        this.syncing = false;
-        if (this.queue.length > 0 && !this.closed && !this.failure) this.flush();
-      }
-    });
+    this.fs.datasync(this.current.fd, this.synced.bind(this, items));
+  }
+
+  /** The fdatasync covering `items` returned. */
+  private synced(items: Pending[], err?: Error): void {
+    if (err) {
+      this.syncing = false;
+      this.fail(new WalWriteError(this.current.path, err), items);
+      return;
+    }
+    // Still "syncing" while the callbacks run: what they append (the next
+    // Ready's batch, typically) queues, and goes out in one flush after.
+    try {
+      for (const item of items) item.done(undefined, item.positions);
+    } finally {
+      this.syncing = false;
+      if (this.queue.length > 0 && !this.closed && !this.failure) this.flush();
+    }
   }
 
   private encode(item: Pending): void {
@@ -680,28 +694,30 @@ export class Wal {
    * false or the log ends.
    */
   scanFrom(position: Position, visit: (payload: Uint8Array, position: Position) => boolean): void {
-    let seq = positionSeq(position);
+    const scan: ReadScan = { seq: positionSeq(position), visit, sealed: false, stopped: false };
+    const record = this.readRecord.bind(this, scan);
     let offset = positionOffset(position);
     for (;;) {
-      let sealed = false;
-      let stopped = false;
-      const s = seq;
+      scan.sealed = false;
       this.readBuffer ??= new Uint8Array(READ_CHUNK_BYTES);
-      scanOpen(this.fs, this.reader(s), this.readBuffer, (payload, at) => {
-        if (payload[0] === RECORD_SEAL) {
-          sealed = true;
-          return false;
-        }
-        if (!visit(payload, packPosition(s, at))) {
-          stopped = true;
-          return false;
-        }
-        return true;
-      }, offset, READ_FIRST_BYTES);
-      if (stopped || !sealed) return;
-      seq++;
+      scanOpen(this.fs, this.reader(scan.seq), this.readBuffer, record, offset, READ_FIRST_BYTES);
+      if (scan.stopped || !scan.sealed) return;
+      scan.seq++;
       offset = 0;
     }
+  }
+
+  /** scanFrom's visitor: passes records on, and notes a seal (the log goes on in the next segment). */
+  private readRecord(scan: ReadScan, payload: Uint8Array, at: number): boolean {
+    if (payload[0] === RECORD_SEAL) {
+      scan.sealed = true;
+      return false;
+    }
+    if (!scan.visit(payload, packPosition(scan.seq, at))) {
+      scan.stopped = true;
+      return false;
+    }
+    return true;
   }
 
   /**
