@@ -11,6 +11,9 @@ import type { TraceRecord } from './trace.js';
 /** Virtual microseconds per base tick (the simulator's unit of time). */
 export const TICK_US = 10_000;
 
+/** Faults stop and everything heals at this fraction of the run. */
+export const HEAL_AT = 0.6;
+
 export const FAULT_KINDS = [
   /** Messages are lost. */
   'loss',
@@ -206,7 +209,7 @@ export function pickSwarm(o: SimOptions): Swarm {
   if (has('snapshot')) weights.push(['snapshot', 1]);
   // Scale each action by a per-seed factor: some runs are crash-heavy, some partition-heavy.
   const scaled = weights.map(([a, w]) => [a, w * (0.25 + root.fork(`weight:${a}`).float() * 1.75)] as const);
-  const healAtTick = Math.floor(o.ticks * 0.6);
+  const healAtTick = Math.floor(o.ticks * HEAL_AT);
   const electionTicks = o.electionTick;
   const readOnly = o.readOnly ?? (root.fork('readOnly').chance(0.2) ? 'leaseBased' : 'safe');
   // Both settings are legitimate deployments, so both halves get exercised
