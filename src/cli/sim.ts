@@ -158,7 +158,7 @@ export function summary(r: SimResult, elapsedMs: number): string {
     `faults injected: ${count(s.faults)}`,
     `messages:        ${s.messagesSent} sent, ${s.messagesDelivered} delivered, ${s.messagesDropped} dropped`,
     `  by type:       ${count(s.messagesByType)}`,
-    `clients:         ${s.clientOps} operations, ${s.clientOpsCompleted} completed, ${s.readsServed} reads served; linearizability ${s.linearizability}`,
+    `clients:         ${s.clientOps} operations, ${s.clientOpsCompleted} completed, ${s.readsServed} reads served, ${s.sessionsExpired} sessions expired; linearizability ${s.linearizability}`,
     `snapshots:       ${s.snapshotsTaken} taken by the nemesis, ${s.snapshotsInstalled} installed; ${s.confChangesApplied} conf changes applied`,
     `after the heal:  ${s.leaderAfterHealUs === undefined ? 'no leader yet' : `a leader committed after ${(s.leaderAfterHealUs / TICK_US).toFixed(1)} ticks`}` +
       (s.livenessNote ? `; liveness NOT CHECKED: ${s.livenessNote}` : ''),

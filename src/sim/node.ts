@@ -48,6 +48,13 @@ export interface ClientRequest {
 export interface ClientReply {
   readonly client: number;
   readonly seq: number;
+  /**
+   * For an answer about an operation: the session it ran in. Sequence
+   * numbers start over in each session, so a client that started a new
+   * session (its old one expired) must not take a late answer from the old
+   * one for an answer to the new one.
+   */
+  readonly opSession?: number;
   readonly from: NodeId;
   readonly output?: KvOutput;
   /** The new session, answering a registration. */
@@ -381,10 +388,10 @@ export class SimNode {
         command = { key, effect: result.kind };
         if (result.kind === 'expired') {
           const req = this.waiting(key);
-          if (req) this.host.reply(req.client, { client: req.client, seq: req.seq, from: this.id, error: 'session-expired' });
+          if (req) this.host.reply(req.client, { ...answering(req), from: this.id, error: 'session-expired' });
         } else if (result.kind !== 'registered' && result.output) {
           const req = this.waiting(key);
-          if (req) this.host.reply(req.client, { client: req.client, seq: req.seq, from: this.id, output: result.output });
+          if (req) this.host.reply(req.client, { ...answering(req), from: this.id, output: result.output });
         }
       }
     }
@@ -399,7 +406,7 @@ export class SimNode {
     const cmd = entry.cmd;
     const key = cmd.kind === 'register' ? `reg:${entry.client}:${entry.attempt}` : `${cmd.session}:${cmd.seq}`;
     const req = this.waiting(key);
-    if (req) this.host.reply(req.client, { client: req.client, seq: req.seq, from: this.id, error: d.reason, leaderHint: this.raw?.raft.lead });
+    if (req) this.host.reply(req.client, { ...answering(req), from: this.id, error: d.reason, leaderHint: this.raw?.raft.lead });
   }
 
   /** The request of the client waiting at this node for `key` to be applied, if any: the caller answers it. */
@@ -420,7 +427,7 @@ export class SimNode {
       }
       const key = r.req.input!.key;
       this.host.onReadServed(this, r.index);
-      this.host.reply(r.req.client, { client: r.req.client, seq: r.req.seq, from: this.id, output: this.sm.get(key) });
+      this.host.reply(r.req.client, { ...answering(r.req), from: this.id, output: this.sm.get(key) });
     }
     this.confirmedReads = waiting;
   }
@@ -458,15 +465,14 @@ export class SimNode {
       }
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
-      this.host.reply(req.client, {
-        client: req.client,
-        seq: req.seq,
-        from: this.id,
-        error: e.reason,
-        leaderHint: raw.raft.lead,
-      });
+      this.host.reply(req.client, { ...answering(req), from: this.id, error: e.reason, leaderHint: raw.raft.lead });
     }
   }
+}
+
+/** Who an answer to `req` is for: its client, and for an operation, its sequence number and session. */
+function answering(req: ClientRequest): Pick<ClientReply, 'client' | 'seq' | 'opSession'> {
+  return req.register ? { client: req.client, seq: req.seq } : { client: req.client, seq: req.seq, opSession: req.session };
 }
 
 /**

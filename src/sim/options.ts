@@ -246,7 +246,11 @@ export function pickSwarm(o: SimOptions): Swarm {
     maxSizePerMsg: root.fork('msgSize').pick([1, 256, 4096, 65536]),
     maxInflightMsgs: root.fork('inflight').pick([1, 2, 8, 64]),
     maxInflightBytes: root.fork('inflightBytes').pick([0, 0, 1024, 16384]),
-    sessionTtlUs: 1000 * electionTicks * tick,
+    // Usually longer than any run; in some seeds short enough (5 or 20
+    // election timeouts of log time) that sessions of clients held up by
+    // faults expire, and their commands are refused and retried in a new
+    // session (diss. §6.3).
+    sessionTtlUs: root.fork('sessionTtl').pick([1000, 1000, 20, 5]) * electionTicks * tick,
     // Small segments and caches, so that rollover, release after compaction
     // and reads from disk happen in every run.
     storage:
@@ -266,7 +270,7 @@ export function describeSwarm(s: Swarm): string {
     `disk=${ms(s.diskMinUs)}..${ms(s.diskMaxUs)}${s.tornWrites ? ' torn' : ''} skew=${s.skew}`,
     `nemesis every ~${s.nemesisMeanTicks} ticks [${w || 'none'}] leader flaps ${s.leaderFlapRate}, faults after conf changes ${s.confChangeFaultRate}`,
     `snapshot every ${s.snapshotInterval || '-'} (margin ${s.compactionMargin})`,
-    `clients=${s.clients} keys=${s.keys} reads=${s.readOnly} heal@${s.healAtTick}`,
+    `clients=${s.clients} keys=${s.keys} reads=${s.readOnly} sessions expire after ${ms(s.sessionTtlUs)} idle; heal@${s.healAtTick}`,
     `raft: preVote=${s.preVote} checkQuorum=${s.checkQuorum} msg≤${s.maxSizePerMsg}B inflight≤${s.maxInflightMsgs}${s.maxInflightBytes ? ` and ≤${s.maxInflightBytes}B` : ''}`,
     s.storage.mode === 'wal' ? `storage=wal (segments ${s.storage.segmentBytes}B, cache ${s.storage.cacheBytes}B)` : 'storage=memory',
   ].join('; ');

@@ -65,6 +65,8 @@ export interface SimStats {
   readsServed: number;
   clientOps: number;
   clientOpsCompleted: number;
+  /** Client sessions that expired (a client told so started a new one). */
+  sessionsExpired: number;
   /** Virtual µs from the heal to a leader that committed in its term. */
   leaderAfterHealUs: number | undefined;
   /** The linearizability checker's verdict on the client history ('unknown': search budget exhausted). */
@@ -119,6 +121,7 @@ function newStats(byType: ReadonlyMap<string, number>): SimStats {
     readsServed: 0,
     clientOps: 0,
     clientOpsCompleted: 0,
+    sessionsExpired: 0,
     leaderAfterHealUs: undefined,
     linearizability: 'not checked',
     liveness: 'not checked',
@@ -809,6 +812,7 @@ export class Simulator implements NodeHost, ClientHost {
 
   private finalChecks(): void {
     this.stats.clientOps = this.clients.reduce((n, c) => n + c.history.length, 0);
+    this.stats.sessionsExpired = this.clients.reduce((n, c) => n + c.sessionsExpired, 0);
     if (this.phase !== 'liveness') {
       this.stats.livenessNote = 'the run ended before the heal';
       return;
