@@ -388,10 +388,10 @@ export class SimNode {
         command = { key, effect: result.kind };
         if (result.kind === 'expired') {
           const req = this.waiting(key);
-          if (req) this.host.reply(req.client, { ...answering(req), from: this.id, error: 'session-expired' });
+          if (req) this.answer(req, undefined, 'session-expired');
         } else if (result.kind !== 'registered' && result.output) {
           const req = this.waiting(key);
-          if (req) this.host.reply(req.client, { ...answering(req), from: this.id, output: result.output });
+          if (req) this.answer(req, result.output);
         }
       }
     }
@@ -406,7 +406,18 @@ export class SimNode {
     const cmd = entry.cmd;
     const key = cmd.kind === 'register' ? `reg:${entry.client}:${entry.attempt}` : `${cmd.session}:${cmd.seq}`;
     const req = this.waiting(key);
-    if (req) this.host.reply(req.client, { ...answering(req), from: this.id, error: d.reason, leaderHint: this.raw?.raft.lead });
+    if (req) this.answer(req, undefined, d.reason, this.raw?.raft.lead);
+  }
+
+  /**
+   * Answers `req` (an operation, or a registration refused): with its
+   * output, or an error and the leader to try. Every answer has one shape
+   * (one object literal: building answers by spreading cost more than
+   * applying the commands).
+   */
+  private answer(req: ClientRequest, output: KvOutput | undefined, error?: string, leaderHint?: NodeId): void {
+    const opSession = req.register ? undefined : req.session;
+    this.host.reply(req.client, { client: req.client, seq: req.seq, opSession, from: this.id, output, error, leaderHint });
   }
 
   /** The request of the client waiting at this node for `key` to be applied, if any: the caller answers it. */
@@ -427,7 +438,7 @@ export class SimNode {
       }
       const key = r.req.input!.key;
       this.host.onReadServed(this, r.index);
-      this.host.reply(r.req.client, { ...answering(r.req), from: this.id, output: this.sm.get(key) });
+      this.answer(r.req, this.sm.get(key));
     }
     this.confirmedReads = waiting;
   }
@@ -465,14 +476,9 @@ export class SimNode {
       }
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
-      this.host.reply(req.client, { ...answering(req), from: this.id, error: e.reason, leaderHint: raw.raft.lead });
+      this.answer(req, undefined, e.reason, raw.raft.lead);
     }
   }
-}
-
-/** Who an answer to `req` is for: its client, and for an operation, its sequence number and session. */
-function answering(req: ClientRequest): Pick<ClientReply, 'client' | 'seq' | 'opSession'> {
-  return req.register ? { client: req.client, seq: req.seq } : { client: req.client, seq: req.seq, opSession: req.session };
 }
 
 /**
