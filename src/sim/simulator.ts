@@ -23,7 +23,7 @@ import { type AppliedCommand, type ClientReply, type ClientRequest, type NodeHos
 import { Network, type PartitionKind } from './network.js';
 import { type NemesisAction, type SimOptions, type Swarm, DEFAULT_OPTIONS, HEAL_AT, TICK_US, pickSwarm } from './options.js';
 import { Random } from './random.js';
-import { type TextParts, type TraceRecord, Trace } from './trace.js';
+import { type TextParts, type TraceRecord, MESSAGE_TYPES_BY_CODE, Trace, messageCode } from './trace.js';
 import { type ClientHost, type ClientOp, CLIENT_ID_BASE, SimClient } from './workload.js';
 
 type SimEvent =
@@ -100,8 +100,12 @@ export interface SimResult {
   readonly endTime: number;
 }
 
-/** `byType` counts messages by type (a Map: counting them in an object's properties costs more, per message). */
-function newStats(byType: ReadonlyMap<string, number>): SimStats {
+/**
+ * `byCode` counts messages by type code (see messageCode), `seen` lists the
+ * codes in the order they first came (counting in an object's properties,
+ * or a Map, costs several times more, on every message).
+ */
+function newStats(byCode: readonly number[], seen: readonly number[]): SimStats {
   return {
     events: 0,
     elections: 0,
@@ -110,7 +114,7 @@ function newStats(byType: ReadonlyMap<string, number>): SimStats {
     messagesDelivered: 0,
     messagesDropped: 0,
     get messagesByType() {
-      return Object.fromEntries(byType);
+      return Object.fromEntries(seen.map((code) => [MESSAGE_TYPES_BY_CODE[code]!, byCode[code]!]));
     },
     faults: {},
     committed: 0,
@@ -147,8 +151,9 @@ export class Simulator implements NodeHost, ClientHost {
   readonly network: Network;
   readonly checker = new Checker(this.nodes);
   readonly trace: Trace;
-  private readonly messageCounts = new Map<string, number>();
-  readonly stats = newStats(this.messageCounts);
+  private readonly messageCounts: number[] = new Array<number>(MESSAGE_TYPES_BY_CODE.length).fill(0);
+  private readonly messageTypesSeen: number[] = [];
+  readonly stats = newStats(this.messageCounts, this.messageTypesSeen);
   now = 0;
   readonly endTime: number;
   /** 'faults' until the heal, then 'liveness'. */
@@ -474,7 +479,8 @@ export class Simulator implements NodeHost, ClientHost {
 
   send(m: Message): void {
     this.stats.messagesSent++;
-    this.messageCounts.set(m.type, (this.messageCounts.get(m.type) ?? 0) + 1);
+    const code = messageCode(m.type);
+    if (this.messageCounts[code]!++ === 0) this.messageTypesSeen.push(code);
     const delays = this.network.deliveries(m.from, m.to, true);
     const sender = this.nodes.get(m.from)!;
     if (delays.length === 0) {

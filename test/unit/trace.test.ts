@@ -5,9 +5,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { message } from '../../src/raft/types.js';
-import { Trace } from '../../src/sim/trace.js';
+import { MESSAGE_TYPES_BY_CODE, Trace, messageCode } from '../../src/sim/trace.js';
 
 describe('Trace', () => {
+  it('gives each message type its own code, and the table of types by code agrees', () => {
+    const types = MESSAGE_TYPES_BY_CODE.slice(1);
+    assert.equal(types.length, 15);
+    assert.equal(new Set(types).size, 15);
+    types.forEach((type, k) => assert.equal(messageCode(type!), k + 1, type));
+  });
+
   it('hashes a text given in parts exactly as the joined text, and prints it joined', () => {
     const numbers = [0, 7, 10, 99, 100, 4096, 123456789, 2 ** 31 - 1, 2 ** 31, 2 ** 40, -3, 1.5];
     const whole = new Trace(numbers.length);
