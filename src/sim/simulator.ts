@@ -165,6 +165,8 @@ export class Simulator implements NodeHost, ClientHost {
   private readonly nemesisRng: Random;
   private readonly diskRng: Random;
   private readonly nodeIdList: NodeId[];
+  /** byId[id]: the node with that id (as `nodes`, for the lookups made for every message). */
+  private readonly byId: (SimNode | undefined)[] = [];
   private finished = false;
 
   constructor(options: Partial<SimOptions> & { seed: number }) {
@@ -202,6 +204,7 @@ export class Simulator implements NodeHost, ClientHost {
       const skew = s.skew > 0 ? (clockRng.float() * 2 - 1) * s.skew : 0;
       const node = new SimNode(id, Math.round(TICK_US * (1 + skew)), params, this.rng.fork(`node:${id}`), this);
       this.nodes.set(id, node);
+      this.byId[id] = node;
       this.nodeIdList.push(id);
     }
     const voters = this.nodeIdList.slice(0, s.initialVoters);
@@ -332,7 +335,7 @@ export class Simulator implements NodeHost, ClientHost {
         return;
       }
       case 'clientRequest': {
-        const node = this.nodes.get(ev.to)!;
+        const node = this.byId[ev.to]!;
         if (!node.up) return;
         this.trace.record(this.now, 'client', node.id, undefined, describeRequest(ev.req));
         node.handleClient(ev.req, Math.floor(this.now * (node.tickPeriodUs / TICK_US)));
@@ -482,7 +485,7 @@ export class Simulator implements NodeHost, ClientHost {
     const code = messageCode(m.type);
     if (this.messageCounts[code]!++ === 0) this.messageTypesSeen.push(code);
     const delays = this.network.deliveries(m.from, m.to, true);
-    const sender = this.nodes.get(m.from)!;
+    const sender = this.byId[m.from]!;
     if (delays.length === 0) {
       this.stats.messagesDropped++;
       this.trace.record(this.now, 'drop', m.from, m);
@@ -514,7 +517,7 @@ export class Simulator implements NodeHost, ClientHost {
   }
 
   private deliver(m: Message): void {
-    const node = this.nodes.get(m.to);
+    const node = this.byId[m.to];
     // A message still in flight when its link is cut is lost, as on a real network.
     if (!node || !node.up || this.network.isCut(m.from, m.to)) {
       this.stats.messagesDropped++;
