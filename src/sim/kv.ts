@@ -149,8 +149,9 @@ export class KvStateMachine {
 
   /** Expiry is decided by log time only, so every replica expires the same sessions at the same index. */
   private expireSessions(): void {
-    for (const [client, s] of this.sessions) {
-      if (this.now - s.lastSeen > this.sessionTtl) this.sessions.delete(client);
+    // (Keys, not entries: an entry is a new array each, and this runs at every apply.)
+    for (const client of this.sessions.keys()) {
+      if (this.now - this.sessions.get(client)!.lastSeen > this.sessionTtl) this.sessions.delete(client);
     }
   }
 

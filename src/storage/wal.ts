@@ -171,6 +171,8 @@ export class Wal {
   private readonly dir: string;
   private readonly segmentBytes: number;
   private readonly encoder = new RecordEncoder(4096);
+  /** For a segment's header records and its seal (written out at once: the file system copies them). */
+  private readonly segmentEncoder = new RecordEncoder(512);
   private segments: SegmentFile[] = [];
   private current!: OpenSegment;
   private preparing: Preparing | undefined;
@@ -502,7 +504,8 @@ export class Wal {
     }
     this.fs.syncDir(this.dir);
     this.segments.push({ seq, firstIndex, name });
-    const enc = new RecordEncoder(512);
+    const enc = this.segmentEncoder;
+    enc.reset();
     const owner = this.owner!;
     enc.header({ clusterId: owner.clusterId, memberId: owner.memberId, seq, firstIndex, segmentBytes: this.segmentBytes });
     if (this.hardState) enc.hardState(this.hardState);
@@ -516,7 +519,8 @@ export class Wal {
   /** Seals the current segment durably and moves to the next. */
   private rollover(): void {
     const old = this.current;
-    const enc = new RecordEncoder(64);
+    const enc = this.segmentEncoder;
+    enc.reset();
     enc.seal(old.seq + 1);
     this.fs.write(old.fd, enc.bytes(), old.offset);
     this.fs.fsync(old.fd);
