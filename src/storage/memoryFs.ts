@@ -38,9 +38,12 @@ class Bytes {
   /** Bytes from here to `length` are zeros (whatever the buffer holds there). */
   private filled = 0;
 
+  /** `spares`: where buffers come from and go back to. */
+  constructor(private readonly spares: SpareBuffers) {}
+
   /** A copy of `from` (sharing its buffer until either changes). */
-  static copyOf(from: Bytes): Bytes {
-    const b = new Bytes();
+  static copyOf(from: Bytes, spares: SpareBuffers): Bytes {
+    const b = new Bytes(spares);
     b.store = from.store;
     b.store.holders++;
     b.length = from.length;
@@ -48,9 +51,12 @@ class Bytes {
     return b;
   }
 
-  /** Lets go of the buffer (the file is gone): copies sharing it need not copy it any more. */
+  /**
+   * Lets go of the buffer (the file is gone): copies sharing it need not
+   * copy it any more, and when none is left it serves another file.
+   */
   release(): void {
-    this.store.holders--;
+    if (--this.store.holders === 0) this.spares.give(this.store.buf);
     this.store = { buf: EMPTY, holders: 1 };
     this.length = 0;
     this.filled = 0;
@@ -79,12 +85,13 @@ class Bytes {
     const { buf, holders } = this.store;
     if (holders === 1 && n <= buf.length) return;
     const grown = Math.max(buf.length * 2, 4096, Math.min(this.length, PREALLOCATED_UP_TO));
-    const next = new Uint8Array(Math.max(n, holders > 1 ? buf.length : grown));
+    const next = this.spares.take(Math.max(n, holders > 1 ? buf.length : grown));
     next.set(buf.subarray(0, this.filled));
     if (holders > 1) {
       this.store.holders--;
       this.store = { buf: next, holders: 1 };
     } else {
+      this.spares.give(buf);
       this.store.buf = next;
     }
   }
@@ -107,6 +114,34 @@ class Bytes {
 }
 
 const EMPTY = new Uint8Array(0);
+
+/**
+ * Buffers of files that are gone, by size, for files to come: a
+ * simulated member creates a segment file every few writes, and a fresh
+ * zeroed buffer for each costs more than the writes. What a buffer holds
+ * does not matter: Bytes reads only what was written into it.
+ */
+class SpareBuffers {
+  private static readonly SMALLEST = 4096;
+  /** Spares kept of each size. */
+  private static readonly PER_SIZE = 4;
+  private readonly bySize = new Map<number, Uint8Array[]>();
+
+  /** A buffer of `size` bytes, a spare if there is one. */
+  take(size: number): Uint8Array {
+    return this.bySize.get(size)?.pop() ?? new Uint8Array(size);
+  }
+
+  give(buf: Uint8Array): void {
+    if (buf.length < SpareBuffers.SMALLEST) return;
+    let list = this.bySize.get(buf.length);
+    if (!list) {
+      list = [];
+      this.bySize.set(buf.length, list);
+    }
+    if (list.length < SpareBuffers.PER_SIZE) list.push(buf);
+  }
+}
 /** A file extended ahead of its data gets a buffer of its whole length at its first write, up to this. */
 const PREALLOCATED_UP_TO = 1 << 20;
 
@@ -140,11 +175,22 @@ export const SECTOR_BYTES = 512;
 
 class Inode {
   /** What a crash keeps for certain. */
-  durable = new Bytes();
+  durable: Bytes;
   /** What reads see. */
-  current = new Bytes();
+  current: Bytes;
   /** Changes since the last sync, oldest first. */
   pending: PendingOp[] = [];
+
+  constructor(readonly spares: SpareBuffers) {
+    this.durable = new Bytes(spares);
+    this.current = new Bytes(spares);
+  }
+
+  /** The file is gone (no name, durable or not, and no open handle): its buffers may serve others. */
+  release(): void {
+    this.durable.release();
+    this.current.release();
+  }
 
   /** Makes the first `count` pending changes durable. */
   syncPending(count: number): void {
@@ -196,6 +242,7 @@ export class MemoryFileSystem implements FileSystem {
   private handles = new Map<FileHandle, { inode: Inode; path: string; writable: boolean }>();
   private nextHandle = 3;
   private readonly copies = new CopyPool();
+  private readonly spares = new SpareBuffers();
   private queued: (() => void)[] = [];
   private readonly defer: (complete: () => void) => void;
   /** The `defer` option given, which a crash image inherits (without one, each disk queues its own completions). */
@@ -281,7 +328,7 @@ export class MemoryFileSystem implements FileSystem {
     this.checkAlive(path);
     if (this.names.has(path)) throw new MemoryFsError('EEXIST', path);
     if (!this.dirs.has(parentOf(path))) throw new MemoryFsError('ENOENT', parentOf(path));
-    const inode = new Inode();
+    const inode = new Inode(this.spares);
     this.names.set(path, inode);
     const fd = this.nextHandle++;
     this.handles.set(fd, { inode, path, writable: true });
@@ -374,18 +421,35 @@ export class MemoryFileSystem implements FileSystem {
 
   remove(path: string): void {
     this.checkAlive(path);
-    if (this.names.delete(path)) this.counted();
+    const inode = this.names.get(path);
+    if (!inode) return;
+    this.names.delete(path);
+    this.counted();
+    if (this.isGone(inode)) inode.release();
+  }
+
+  /** Whether nothing refers to `inode` any more: no name (durable or not) and no open handle. */
+  private isGone(inode: Inode): boolean {
+    for (const i of this.names.values()) if (i === inode) return false;
+    for (const i of this.durableNames.values()) if (i === inode) return false;
+    for (const h of this.handles.values()) if (h.inode === inode) return false;
+    return true;
   }
 
   syncDir(dir: string): void {
     this.checkAlive(dir);
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
     const inDir = (name: string) => name.startsWith(prefix) && name.indexOf('/', prefix.length) === -1;
-    for (const name of this.durableNames.keys()) {
+    const dropped: Inode[] = [];
+    for (const [name, inode] of this.durableNames) {
       // (Deleting the current key while iterating a Map is safe.)
-      if (!this.names.has(name) && inDir(name)) this.durableNames.delete(name);
+      if (!this.names.has(name) && inDir(name)) {
+        this.durableNames.delete(name);
+        dropped.push(inode);
+      }
     }
     for (const [name, inode] of this.names) if (inDir(name)) this.durableNames.set(name, inode);
+    for (const inode of dropped) if (this.isGone(inode)) inode.release();
     this.syncs++;
     this.counted();
   }
@@ -398,12 +462,18 @@ export class MemoryFileSystem implements FileSystem {
   crashImage(options: CrashOptions = { unsynced: 'none' }): MemoryFileSystem {
     const image = new MemoryFileSystem(this.givenDefer ? { defer: this.givenDefer } : {});
     image.dirs = new Set(this.dirs);
+    this.survivors(options, image.spares, image.names, image.durableNames);
+    return image;
+  }
+
+  /** The files a crash now would leave (see crashImage), into `names` and `durableNames`, their buffers from `spares`. */
+  private survivors(options: CrashOptions, spares: SpareBuffers, names: Map<string, Inode>, durableNames: Map<string, Inode>): void {
     const copies = new Map<Inode, Inode>();
     for (const [name, inode] of this.durableNames) {
       let copy = copies.get(inode);
       if (!copy) {
-        copy = new Inode();
-        copy.durable = Bytes.copyOf(inode.durable);
+        copy = new Inode(spares);
+        copy.durable = Bytes.copyOf(inode.durable, spares);
         if (options.unsynced === 'torn' && inode.pending.length > 0) {
           const random = options.random;
           if (!random) throw new Error('a torn crash needs a random source');
@@ -421,25 +491,23 @@ export class MemoryFileSystem implements FileSystem {
             }
           }
         }
-        copy.current = Bytes.copyOf(copy.durable);
+        copy.current = Bytes.copyOf(copy.durable, spares);
         copies.set(inode, copy);
       }
-      image.names.set(name, copy);
-      image.durableNames.set(name, copy);
+      names.set(name, copy);
+      durableNames.set(name, copy);
     }
-    return image;
   }
 
   /** Crashes in place: what crashImage would return replaces this disk's contents. Open handles die. */
   crash(options: CrashOptions = { unsynced: 'none' }): void {
-    const image = this.crashImage(options);
-    // The files as they were are gone: the image's copies need not copy their buffers when written.
-    for (const inode of new Set([...this.names.values(), ...this.durableNames.values()])) {
-      inode.durable.release();
-      inode.current.release();
-    }
-    this.names = image.names;
-    this.durableNames = image.durableNames;
+    const names = new Map<string, Inode>();
+    const durableNames = new Map<string, Inode>();
+    this.survivors(options, this.spares, names, durableNames);
+    // The files as they were are gone: the survivors need not copy the buffers they share when written.
+    for (const inode of new Set([...this.names.values(), ...this.durableNames.values()])) inode.release();
+    this.names = names;
+    this.durableNames = durableNames;
     this.handles.clear();
     this.queued = [];
     this.epoch++;
@@ -462,9 +530,9 @@ export class MemoryFileSystem implements FileSystem {
   poke(path: string, bytes: Uint8Array): void {
     const inode = this.names.get(path);
     if (!inode) throw new MemoryFsError('ENOENT', path);
-    inode.current = new Bytes();
+    inode.current = new Bytes(inode.spares);
     inode.current.apply({ kind: 'write', position: 0, data: bytes });
-    inode.durable = Bytes.copyOf(inode.current);
+    inode.durable = Bytes.copyOf(inode.current, inode.spares);
     inode.pending = [];
   }
 }

@@ -324,6 +324,34 @@ describe('MemoryFileSystem', () => {
     assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0));
   });
 
+  it('a file created after another was removed reads only what was written to it (buffers of removed files are reused)', () => {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    for (let round = 0; round < 3; round++) {
+      const old = fs.create('/d/old');
+      fs.truncate(old, 8192);
+      fs.write(old, new Uint8Array(8192).fill(0xee), 0);
+      fs.fsync(old);
+      fs.syncDir('/d');
+      const image = fs.crashImage(); // shares the old file's bytes
+      fs.close(old);
+      fs.remove('/d/old');
+      fs.syncDir('/d');
+      const fresh = fs.create('/d/new');
+      fs.truncate(fresh, 8192);
+      fs.write(fresh, bytes(1, 2, 3), 100);
+      const got = fs.peek('/d/new');
+      assert.equal(got.length, 8192);
+      assert.deepEqual(got.subarray(99, 104), bytes(0, 1, 2, 3, 0));
+      assert.ok(got.every((b, i) => b === 0 || (i >= 100 && i < 103)), `round ${round}: nothing of the removed file shows`);
+      assert.ok(image.peek('/d/old').every((b) => b === 0xee), `round ${round}: an image taken before keeps the removed file`);
+      fs.fsync(fresh);
+      fs.close(fresh);
+      fs.remove('/d/new');
+      fs.syncDir('/d');
+    }
+  });
+
   it('crash images and the disk they came from change independently (their bytes are shared until written)', () => {
     const fs = disk();
     const image = fs.crashImage();
