@@ -134,7 +134,7 @@ function newStats(byCode: readonly number[], seen: readonly number[]): SimStats 
 }
 
 /** After the heal, a leader must commit within this many election timeouts, and every operation complete. */
-export const LIVENESS_BOUND_ELECTIONS = 40;
+const LIVENESS_BOUND_ELECTIONS = 40;
 
 /** The shortest run (in ticks) whose stretch after the heal (see pickSwarm) lasts `boundTicks`. */
 function minTicksForLiveness(boundTicks: number): number {
