@@ -6,6 +6,9 @@ import { LogCompactedError, LogUnavailableError, RaftInvariantError } from './er
 import { type Storage, limitSize } from './storage.js';
 import { type Entry, type Snapshot, entryBytes } from './types.js';
 
+/** What nextEntries and nextCommittedEnts return when there is nothing (most of the time): one shared list (not frozen: see rawNode.ts). */
+const NO_ENTRIES: readonly Entry[] = [];
+
 /**
  * Entries (and possibly a snapshot) not yet known to be persisted. The part
  * already handed to the application in a Ready but not yet acknowledged by
@@ -49,9 +52,9 @@ export class Unstable {
   }
 
   /** Entries not yet handed out for persisting. */
-  nextEntries(): Entry[] {
+  nextEntries(): readonly Entry[] {
     const inProgress = this.offsetInProgress - this.offset;
-    if (inProgress >= this.entries.length) return [];
+    if (inProgress >= this.entries.length) return NO_ENTRIES;
     return inProgress === 0 ? this.entries.slice() : this.entries.slice(inProgress);
   }
 
@@ -308,11 +311,11 @@ export class RaftLog {
    * snapshot's index. Entries may still be unstable: the application applies
    * them only after persisting the Ready that carries them.
    */
-  nextCommittedEnts(): Entry[] {
-    if (this.hasNextOrInProgressSnapshot()) return [];
+  nextCommittedEnts(): readonly Entry[] {
+    if (this.hasNextOrInProgressSnapshot()) return NO_ENTRIES;
     const lo = Math.max(this.applying + 1, this.firstIndex());
     const hi = this.committed + 1;
-    if (lo >= hi) return [];
+    if (lo >= hi) return NO_ENTRIES;
     return this.slice(lo, hi, this.maxApplyingBytes);
   }
 

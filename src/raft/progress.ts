@@ -170,8 +170,8 @@ export function emptyTrackerConfig(): TrackerConfig {
 
 export function describeConfig(c: TrackerConfig): string {
   let s = `voters=${c.voters}`;
-  if (c.learners.size) s += ` learners=(${[...c.learners].sort((a, b) => a - b).join(' ')})`;
-  if (c.learnersNext.size) s += ` learners_next=(${[...c.learnersNext].sort((a, b) => a - b).join(' ')})`;
+  if (c.learners.size) s += ` learners=(${[...c.learners].sort(ascending).join(' ')})`;
+  if (c.learnersNext.size) s += ` learners_next=(${[...c.learnersNext].sort(ascending).join(' ')})`;
   if (c.autoLeave) s += ' autoleave';
   return s;
 }
@@ -196,11 +196,11 @@ export class ProgressTracker {
   install(config: TrackerConfig, progress: Map<NodeId, Progress>): void {
     this.config = config;
     this.progress = progress;
-    this.sortedIds = [...progress.keys()].sort((a, b) => a - b);
+    this.sortedIds = [...progress.keys()].sort(ascending);
   }
 
   confState(): ConfState {
-    const sorted = (s: Iterable<NodeId>) => [...s].sort((a, b) => a - b);
+    const sorted = (s: Iterable<NodeId>) => [...s].sort(ascending);
     return {
       voters: [...this.config.voters.incoming.ids],
       votersOutgoing: [...this.config.voters.outgoing.ids],
@@ -269,4 +269,9 @@ export class ProgressTracker {
     }
     return { granted, rejected, result: this.config.voters.voteResult(this.votes) };
   }
+}
+
+/** Numeric order for sort() (at module level: V8 optimizes a closure made per call again for every call that gets hot). */
+function ascending(a: number, b: number): number {
+  return a - b;
 }

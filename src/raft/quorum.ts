@@ -16,7 +16,7 @@ export class MajorityConfig {
   private readonly scratch: number[];
 
   constructor(ids: Iterable<NodeId> = []) {
-    this.ids = [...new Set(ids)].sort((a, b) => a - b);
+    this.ids = [...new Set(ids)].sort(ascending);
     this.members = new Set(this.ids);
     this.scratch = new Array<number>(this.ids.length).fill(0);
   }
@@ -92,7 +92,7 @@ export class JointConfig {
 
   /** Every voter of either half, sorted. */
   ids(): NodeId[] {
-    return [...new Set([...this.incoming.ids, ...this.outgoing.ids])].sort((a, b) => a - b);
+    return [...new Set([...this.incoming.ids, ...this.outgoing.ids])].sort(ascending);
   }
 
   has(id: NodeId): boolean {
@@ -116,4 +116,9 @@ export class JointConfig {
   toString(): string {
     return this.isJoint ? `${this.incoming}&&${this.outgoing}` : this.incoming.toString();
   }
+}
+
+/** Numeric order for sort() (at module level: V8 optimizes a closure made per call again for every call that gets hot). */
+function ascending(a: number, b: number): number {
+  return a - b;
 }

@@ -42,8 +42,8 @@ import {
   blankMessage,
   canSendBeforePersist,
   entryBytes,
-  message,
   payloadBytes,
+  withFields,
 } from './types.js';
 
 export interface RaftConfig {
@@ -237,7 +237,7 @@ export class Raft {
       fields.type === 'MsgVoteResp' ||
       fields.type === 'MsgPreVoteResp';
     const term = isForward ? 0 : isVote ? fields.term! : this.term;
-    this.emit(message({ ...fields, from: this.id, term }));
+    this.emit(withFields(blankMessage(fields.type, this.id, fields.to, term), fields));
   }
 
   /** A message of our current term to fill in (for the hot paths: appends, heartbeats and their answers). */
@@ -323,9 +323,10 @@ export class Raft {
   /** Sends each follower its new entries, or the new commit index if it has not been sent it. */
   private bcastAppend(): void {
     const committed = this.raftLog.committed;
-    this.prs.visit((id, pr) => {
-      if (id !== this.id) this.maybeSendAppend(id, pr.sentCommit < committed);
-    });
+    // A loop rather than prs.visit(closure): V8 optimizes a closure made per call again now and then.
+    for (const id of this.prs.ids()) {
+      if (id !== this.id) this.maybeSendAppend(id, this.prs.progress.get(id)!.sentCommit < committed);
+    }
   }
 
   /** Starts a heartbeat round: it asserts leadership and confirms pending reads (diss. §6.4). */
@@ -375,11 +376,12 @@ export class Raft {
     this.prs.resetVotes();
     const next = this.raftLog.lastIndex() + 1;
     const persisted = this.raftLog.persistedLastIndex();
-    this.prs.visit((id, pr) => {
+    for (const id of this.prs.ids()) {
+      const pr = this.prs.progress.get(id)!;
       pr.reset(next);
       // Our own log counts towards a quorum only once it is durable (diss. §10.2.1).
       if (id === this.id) pr.matchIndex = persisted;
-    });
+    }
     this.pendingConfIndex = 0;
     this.uncommittedSize = 0;
     this.pendingBroadcast = false;

@@ -32,7 +32,6 @@ import {
   type Snapshot,
   type SoftState,
   NONE,
-  hardStateEqual,
 } from './types.js';
 import type { ProgressState } from './progress.js';
 
@@ -61,6 +60,13 @@ export interface Ready {
   /** Whether the writes must be synced to disk (term, vote or entries changed). */
   readonly mustSync: boolean;
 }
+
+/**
+ * The empty list a Ready carries for each empty field (Ready's lists are
+ * read-only). Not frozen: V8 iterates a frozen array with for-of through
+ * the generic iterator protocol, an object per step.
+ */
+const NOTHING: readonly never[] = [];
 
 export interface ProgressStatus {
   readonly matchIndex: number;
@@ -215,9 +221,11 @@ export class RawNode {
     if (this.inFlight) return false;
     const r = this.raft;
     if (r.hasPendingFlush() || r.hasOutput()) return true;
-    const ss = r.softState();
-    if (ss.lead !== this.prevSoftState.lead || ss.state !== this.prevSoftState.state) return true;
-    if (!hardStateEqual(r.hardState(), this.prevHardState)) return true;
+    // The soft and hard state compared field by field (asked after every event: no objects).
+    const ps = this.prevSoftState;
+    if (r.lead !== ps.lead || r.state !== ps.state) return true;
+    const ph = this.prevHardState;
+    if (r.term !== ph.term || r.vote !== ph.vote || r.raftLog.committed !== ph.commit) return true;
     const log = r.raftLog;
     return log.unstable.nextSnapshot() !== undefined || log.unstable.hasNextEntries() || log.hasNextCommittedEnts();
   }
@@ -228,10 +236,12 @@ export class RawNode {
     const r = this.raft;
     r.flush();
     const log = r.raftLog;
-    const ss = r.softState();
-    const hs = r.hardState();
-    const softChanged = ss.lead !== this.prevSoftState.lead || ss.state !== this.prevSoftState.state;
-    const hardChanged = !hardStateEqual(hs, this.prevHardState);
+    // Compared field by field; new objects only for what changed.
+    const softChanged = r.lead !== this.prevSoftState.lead || r.state !== this.prevSoftState.state;
+    const ph = this.prevHardState;
+    const hardChanged = r.term !== ph.term || r.vote !== ph.vote || log.committed !== ph.commit;
+    const ss = softChanged ? r.softState() : this.prevSoftState;
+    const hs = hardChanged ? r.hardState() : ph;
     const entries = log.unstable.nextEntries();
     const snapshot = log.unstable.nextSnapshot();
     const committedEntries = log.nextCommittedEnts();
@@ -241,18 +251,27 @@ export class RawNode {
     // restart, win the same term again and write different entries at the
     // same (index, term) that a learner already received.
     const termOrVoteChanged = hs.term !== this.prevHardState.term || hs.vote !== this.prevHardState.vote;
-    const messages = termOrVoteChanged ? [] : r.msgs;
-    const messagesAfterPersist = termOrVoteChanged ? r.msgs.concat(r.msgsAfterPersist) : r.msgsAfterPersist;
+    // The Ready takes over the node's lists; an empty one is left where it
+    // is and the Ready gets a shared empty list (a Ready is made after every
+    // event that changes anything: most of its lists are empty).
+    const msgs: readonly Message[] = r.msgs.length > 0 ? r.msgs : NOTHING;
+    const after: readonly Message[] = r.msgsAfterPersist.length > 0 ? r.msgsAfterPersist : NOTHING;
+    const readStates: readonly ReadState[] = r.readStates.length > 0 ? r.readStates : NOTHING;
+    const droppedProposals: readonly DroppedProposal[] = r.droppedProposals.length > 0 ? r.droppedProposals : NOTHING;
+    if (msgs.length > 0) r.msgs = [];
+    if (after.length > 0) r.msgsAfterPersist = [];
+    if (readStates.length > 0) r.readStates = [];
+    if (droppedProposals.length > 0) r.droppedProposals = [];
     const rd: Ready = {
       softState: softChanged ? ss : undefined,
       hardState: hardChanged ? hs : undefined,
       entries,
       snapshot,
       committedEntries,
-      messages,
-      messagesAfterPersist,
-      readStates: r.readStates,
-      droppedProposals: r.droppedProposals,
+      messages: termOrVoteChanged ? NOTHING : msgs,
+      messagesAfterPersist: !termOrVoteChanged || msgs.length === 0 ? after : after.length === 0 ? msgs : msgs.concat(after),
+      readStates,
+      droppedProposals,
       mustSync: entries.length > 0 || snapshot !== undefined || termOrVoteChanged,
     };
     // Hand these out exactly once.
@@ -260,10 +279,6 @@ export class RawNode {
     if (committedEntries.length > 0) log.acceptApplying(committedEntries[committedEntries.length - 1]!.index);
     if (softChanged) this.prevSoftState = ss;
     if (hardChanged) this.prevHardState = hs;
-    r.msgs = [];
-    r.msgsAfterPersist = [];
-    r.readStates = [];
-    r.droppedProposals = [];
     this.inFlight = rd;
     return rd;
   }

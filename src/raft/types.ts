@@ -256,7 +256,11 @@ export function blankMessage(type: MessageType, from: NodeId, to: NodeId, term: 
 
 /** Builds a message from the fields given; every other field holds its zero value. */
 export function message(fields: Partial<Message> & Pick<Message, 'type' | 'from' | 'to'>): Message {
-  const m = blankMessage(fields.type, fields.from, fields.to, fields.term ?? 0);
+  return withFields(blankMessage(fields.type, fields.from, fields.to, fields.term ?? 0), fields);
+}
+
+/** Sets on `m` the body fields (all but type, from, to and term) that `fields` gives. */
+export function withFields(m: MutableMessage, fields: Partial<Message>): Message {
   if (fields.logTerm !== undefined) m.logTerm = fields.logTerm;
   if (fields.index !== undefined) m.index = fields.index;
   if (fields.entries !== undefined) m.entries = fields.entries;

@@ -102,7 +102,8 @@ interface AppliedEntry {
 }
 
 export class Checker {
-  private readonly views = new Map<NodeId, NodeView>();
+  /** views[id]: what the checker last saw of node id (an array: looked up several times per event). */
+  private readonly views: (NodeView | undefined)[] = [];
   /** Durably recorded votes: term -> voter -> candidate. */
   private readonly votes = new Map<number, Map<NodeId, NodeId>>();
 
@@ -129,7 +130,7 @@ export class Checker {
   private readonly acknowledged = new Map<string, number>();
 
   private view(node: SimNode): NodeView {
-    let v = this.views.get(node.id);
+    let v = this.views[node.id];
     if (!v) {
       v = {
         incarnation: node.incarnation,
@@ -147,7 +148,7 @@ export class Checker {
         readyIncarnation: 0,
         readyCommit: 0,
       };
-      this.views.set(node.id, v);
+      this.views[node.id] = v;
     }
     return v;
   }

@@ -31,11 +31,10 @@ export class EventQueue<E> {
     return this.items.length > 0 ? this.times[0] : undefined;
   }
 
-  /** Removes and returns the earliest event, or undefined when empty. */
-  pop(): { time: number; item: E } | undefined {
+  /** Removes and returns the earliest event (its time is peekTime()), or undefined when empty. */
+  pop(): E | undefined {
     const n = this.items.length;
     if (n === 0) return undefined;
-    const time = this.times[0]!;
     const item = this.items[0]!;
     const lastTime = this.times.pop()!;
     const lastSeq = this.seqs.pop()!;
@@ -55,7 +54,7 @@ export class EventQueue<E> {
       }
       this.set(i, lastTime, lastSeq, lastItem);
     }
-    return { time, item };
+    return item;
   }
 
   private less(t1: number, s1: number, t2: number, s2: number): boolean {

@@ -129,12 +129,12 @@ export function checkLinearizability<S, I, O>(
 
   // Lets reports refer to operations by their position in the caller's history.
   const historyIndex = new Map<Operation<I, O>, number>();
-  history.forEach((op, i) => historyIndex.set(op, i));
+  for (let i = 0; i < history.length; i++) historyIndex.set(history[i]!, i);
 
   const unknownReasons: string[] = [];
   for (let p = 0; p < partitions.length; p++) {
     // Numbering ops in call order keeps the search's bitsets compact (see Bitset).
-    const ops = [...partitions[p]!].sort((a, b) => a.call - b.call);
+    const ops = [...partitions[p]!].sort(byCall);
     if (ops.length === 0) continue;
     const result = checkPartition(model, ops, maxSteps);
     if (result.outcome === 'violation') {
@@ -308,6 +308,19 @@ function effectiveRet(op: Operation<unknown, unknown>): number {
  * Entry e in [0, 2n) is a call if `isCall[e]`; `opOf[e]` is its op id and
  * `match[e]` the entry of the other half of the same op.
  */
+// Comparators and callbacks live at module level: V8 optimizes a closure
+// made per call again for every call that gets hot.
+
+function byCall(a: Operation<unknown, unknown>, b: Operation<unknown, unknown>): number {
+  return a.call - b.call;
+}
+
+function byEventOrder(a: { time: number; isCall: boolean; op: number }, b: { time: number; isCall: boolean; op: number }): number {
+  if (a.time !== b.time) return a.time < b.time ? -1 : 1;
+  if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
+  return a.op - b.op;
+}
+
 function buildEntries(ops: Operation<unknown, unknown>[]) {
   const n = ops.length;
   const events: { time: number; isCall: boolean; op: number }[] = [];
@@ -315,22 +328,19 @@ function buildEntries(ops: Operation<unknown, unknown>[]) {
     events.push({ time: ops[i]!.call, isCall: true, op: i });
     events.push({ time: effectiveRet(ops[i]!), isCall: false, op: i });
   }
-  events.sort((a, b) => {
-    if (a.time !== b.time) return a.time < b.time ? -1 : 1;
-    if (a.isCall !== b.isCall) return a.isCall ? -1 : 1;
-    return a.op - b.op;
-  });
+  events.sort(byEventOrder);
   const isCall = new Uint8Array(2 * n);
   const opOf = new Int32Array(2 * n);
   const match = new Int32Array(2 * n);
   const callEntryOf = new Int32Array(n);
   const retEntryOf = new Int32Array(n);
-  events.forEach((ev, e) => {
+  for (let e = 0; e < events.length; e++) {
+    const ev = events[e]!;
     isCall[e] = ev.isCall ? 1 : 0;
     opOf[e] = ev.op;
     if (ev.isCall) callEntryOf[ev.op] = e;
     else retEntryOf[ev.op] = e;
-  });
+  }
   for (let i = 0; i < n; i++) {
     match[callEntryOf[i]!] = retEntryOf[i]!;
     match[retEntryOf[i]!] = callEntryOf[i]!;
@@ -339,137 +349,196 @@ function buildEntries(ops: Operation<unknown, unknown>[]) {
 }
 
 function checkPartition<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], maxSteps: number): PartitionResult<S> {
-  const n = ops.length;
-  const { isCall, opOf, match } = buildEntries(ops);
+  return new PartitionSearch(model, ops).run(maxSteps);
+}
 
-  // Doubly-linked list of entries not yet linearized, in time order.  Node 2n
-  // is the head sentinel; -1 is the end.  Lifting an op unlinks its call and
-  // return entries; unlifting relinks them in reverse order (dancing links).
-  const HEAD = 2 * n;
-  const next = new Int32Array(2 * n + 1);
-  const prev = new Int32Array(2 * n + 1);
-  for (let e = 0; e <= HEAD; e++) {
-    next[e] = e + 1 < 2 * n ? e + 1 : -1;
-    prev[e] = e - 1;
+/**
+ * The search over one partition. A class rather than closures in
+ * checkPartition: closures made per call are optimized again for every
+ * call that gets hot, which in a sweep of seeds is every call.
+ */
+class PartitionSearch<S, I, O> {
+  private readonly isCall: Uint8Array;
+  private readonly opOf: Int32Array;
+  private readonly match: Int32Array;
+  /**
+   * Doubly-linked list of entries not yet linearized, in time order.  Node
+   * 2n is the head sentinel; -1 is the end.  Lifting an op unlinks its call
+   * and return entries; unlifting relinks them in reverse order (dancing
+   * links).
+   */
+  private readonly head: number;
+  private readonly next: Int32Array;
+  private readonly prev: Int32Array;
+  private readonly known: boolean[];
+  /**
+   * Partial-order reduction.  Say op r is legal in the current state, leaves
+   * it unchanged, and the scan reached its call entry (so no pending op
+   * returned before r was called).  If any linearization from here exists,
+   * the one obtained by moving r to the front is valid too: r sees the same
+   * state and changes nothing, and moving r earlier breaks no real-time
+   * order.  So when the model vouches that r never changes the state
+   * (`readOnly`), the search places r and does not explore the alternatives
+   * at that level.
+   */
+  private readonly readOnly: Uint8Array;
+  /**
+   * The history is linearizable once every op with a known outcome is
+   * placed; leftover unknown-outcome ops are taken never to have happened.
+   */
+  private readonly knownCount: number;
+  private knownRemaining: number;
+  private readonly bits: Bitset;
+  private readonly cache = new ConfigCache();
+  /** Call entries of the linearized ops, in order. */
+  private readonly callStack: number[] = [];
+  /** The state before each of them. */
+  private readonly stateStack: S[] = [];
+  private state: S;
+  private bestPrefix: number[] = [];
+  private bestKnown = 0;
+  private bestState: S;
+  /** How many leading entries of callStack bestPrefix still shares: a new best copies only the rest (else a long history costs O(n²)). */
+  private bestShared = 0;
+
+  constructor(
+    private readonly model: Model<S, I, O>,
+    private readonly ops: Operation<I, O>[],
+  ) {
+    const n = ops.length;
+    const { isCall, opOf, match } = buildEntries(ops);
+    this.isCall = isCall;
+    this.opOf = opOf;
+    this.match = match;
+    const head = 2 * n;
+    this.head = head;
+    this.next = new Int32Array(2 * n + 1);
+    this.prev = new Int32Array(2 * n + 1);
+    for (let e = 0; e <= head; e++) {
+      this.next[e] = e + 1 < 2 * n ? e + 1 : -1;
+      this.prev[e] = e - 1;
+    }
+    this.next[head] = n > 0 ? 0 : -1;
+    this.prev[0] = head;
+    this.known = new Array<boolean>(n);
+    this.readOnly = new Uint8Array(n);
+    let knownCount = 0;
+    for (let i = 0; i < n; i++) {
+      const op = ops[i]!;
+      this.known[i] = op.output !== undefined;
+      if (this.known[i]) knownCount++;
+      this.readOnly[i] = model.readOnly?.(op.input, op.output) ? 1 : 0;
+    }
+    this.knownCount = knownCount;
+    this.knownRemaining = this.knownCount;
+    this.bits = new Bitset(n);
+    this.state = model.init();
+    this.bestState = this.state;
   }
-  next[HEAD] = n > 0 ? 0 : -1;
-  prev[0] = HEAD;
 
-  const unlink = (e: number): void => {
-    const p = prev[e]!;
-    const q = next[e]!;
-    next[p] = q;
-    if (q !== -1) prev[q] = p;
-  };
-  const relink = (e: number): void => {
-    const p = prev[e]!;
-    const q = next[e]!;
-    next[p] = e;
-    if (q !== -1) prev[q] = e;
-  };
-  const lift = (callEntry: number): void => {
-    unlink(callEntry);
-    unlink(match[callEntry]!);
-  };
-  const unlift = (callEntry: number): void => {
-    relink(match[callEntry]!);
-    relink(callEntry);
-  };
+  private unlink(e: number): void {
+    const p = this.prev[e]!;
+    const q = this.next[e]!;
+    this.next[p] = q;
+    if (q !== -1) this.prev[q] = p;
+  }
 
-  const known = ops.map((op) => op.output !== undefined);
-  // Partial-order reduction.  Say op r is legal in the current state, leaves
-  // it unchanged, and the scan reached its call entry (so no pending op
-  // returned before r was called).  If any linearization from here exists, the
-  // one obtained by moving r to the front is valid too: r sees the same state
-  // and changes nothing, and moving r earlier breaks no real-time order.  So
-  // when the model vouches that r never changes the state (`readOnly`), the
-  // search places r and does not explore the alternatives at that level.
-  const readOnly = Uint8Array.from(ops, (op) => (model.readOnly?.(op.input, op.output) ? 1 : 0));
-  // The history is linearizable once every op with a known outcome is placed;
-  // leftover unknown-outcome ops are taken never to have happened.
-  const knownCount = known.filter(Boolean).length;
-  let knownRemaining = knownCount;
+  private relink(e: number): void {
+    const p = this.prev[e]!;
+    const q = this.next[e]!;
+    this.next[p] = e;
+    if (q !== -1) this.prev[q] = e;
+  }
 
-  const bits = new Bitset(n);
-  const cache = new ConfigCache();
-  const callStack: number[] = []; // call entries of the linearized ops, in order
-  const stateStack: S[] = []; // state before each of them
-  let state = model.init();
+  private lift(callEntry: number): void {
+    this.unlink(callEntry);
+    this.unlink(this.match[callEntry]!);
+  }
 
-  let bestPrefix: number[] = [];
-  let bestKnown = 0;
-  let bestState = state;
+  private unlift(callEntry: number): void {
+    this.relink(this.match[callEntry]!);
+    this.relink(callEntry);
+  }
 
-  // Undoes linearizations until one leaves an alternative to try, and returns
-  // the entry to resume scanning from; -1 when the whole search space is
-  // exhausted.  An op placed as read-only was the only candidate worth trying
-  // at its level (see `readOnly` above), so its siblings are skipped.
-  const backtrack = (): number => {
+  /**
+   * Undoes linearizations until one leaves an alternative to try, and
+   * returns the entry to resume scanning from; -1 when the whole search
+   * space is exhausted.  An op placed as read-only was the only candidate
+   * worth trying at its level (see `readOnly`), so its siblings are skipped.
+   */
+  private backtrack(): number {
     for (;;) {
-      const e = callStack.pop();
+      const e = this.callStack.pop();
       if (e === undefined) return -1;
-      state = stateStack.pop()!;
-      const op = opOf[e]!;
-      bits.clear(op);
-      unlift(e);
-      if (known[op]) knownRemaining++;
-      if (readOnly[op] === 0) return next[e]!;
-    }
-  };
-
-  let cur = next[HEAD]!;
-  let steps = 0;
-  while (knownRemaining > 0) {
-    if (++steps > maxSteps) return { outcome: 'unknown' };
-
-    if (cur === -1) {
-      // Unreachable: a known op still in the list has a finite return entry,
-      // which stops the scan.  Fail loudly rather than loop.
-      throw new LinearizabilityError('internal', 'search ran off the end of the entry list');
-    }
-
-    if (isCall[cur] === 1) {
-      const op = opOf[cur]!;
-      const nextState = model.step(state, ops[op]!.input, ops[op]!.output);
-      if (nextState !== undefined) {
-        bits.set(op);
-        if (cache.add(bits, model.key(nextState))) {
-          callStack.push(cur);
-          stateStack.push(state);
-          state = nextState;
-          lift(cur);
-          if (known[op]) knownRemaining--;
-          // Best = most known-outcome ops placed, then fewest unknown ones
-          // (they are padding the reader does not need to see).
-          const placedKnown = knownCount - knownRemaining;
-          if (placedKnown > bestKnown || (placedKnown === bestKnown && callStack.length < bestPrefix.length)) {
-            bestKnown = placedKnown;
-            bestPrefix = callStack.map((e) => opOf[e]!);
-            bestState = state;
-          }
-          cur = next[HEAD]!;
-          continue;
-        }
-        // Configuration already explored and failed (it cannot be on the
-        // current path: bitsets only grow along a path).
-        bits.clear(op);
-        if (readOnly[op] === 1) {
-          // Placing a legal read-only op first is never worse than any
-          // alternative, so this configuration fails as a whole.
-          cur = backtrack();
-          if (cur === -1) return { outcome: 'violation', bestPrefix, bestState };
-          continue;
-        }
-      }
-      cur = next[cur]!;
-    } else {
-      // A return entry: its op must be linearized before anything that starts
-      // later, and every candidate before it has been tried.  Backtrack.
-      cur = backtrack();
-      if (cur === -1) return { outcome: 'violation', bestPrefix, bestState };
+      if (this.bestShared > this.callStack.length) this.bestShared = this.callStack.length;
+      this.state = this.stateStack.pop()!;
+      const op = this.opOf[e]!;
+      this.bits.clear(op);
+      this.unlift(e);
+      if (this.known[op]) this.knownRemaining++;
+      if (this.readOnly[op] === 0) return this.next[e]!;
     }
   }
-  return { outcome: 'ok' };
+
+  run(maxSteps: number): PartitionResult<S> {
+    const { model, ops, isCall, opOf, next, bits, cache, callStack, readOnly } = this;
+    const violation = (): PartitionResult<S> => ({ outcome: 'violation', bestPrefix: this.bestPrefix, bestState: this.bestState });
+    let cur = next[this.head]!;
+    let steps = 0;
+    while (this.knownRemaining > 0) {
+      if (++steps > maxSteps) return { outcome: 'unknown' };
+
+      if (cur === -1) {
+        // Unreachable: a known op still in the list has a finite return entry,
+        // which stops the scan.  Fail loudly rather than loop.
+        throw new LinearizabilityError('internal', 'search ran off the end of the entry list');
+      }
+
+      if (isCall[cur] === 1) {
+        const op = opOf[cur]!;
+        const nextState = model.step(this.state, ops[op]!.input, ops[op]!.output);
+        if (nextState !== undefined) {
+          bits.set(op);
+          if (cache.add(bits, model.key(nextState))) {
+            callStack.push(cur);
+            this.stateStack.push(this.state);
+            this.state = nextState;
+            this.lift(cur);
+            if (this.known[op]) this.knownRemaining--;
+            // Best = most known-outcome ops placed, then fewest unknown ones
+            // (they are padding the reader does not need to see).
+            const placedKnown = this.knownCount - this.knownRemaining;
+            if (placedKnown > this.bestKnown || (placedKnown === this.bestKnown && callStack.length < this.bestPrefix.length)) {
+              this.bestKnown = placedKnown;
+              this.bestPrefix.length = this.bestShared;
+              for (let k = this.bestShared; k < callStack.length; k++) this.bestPrefix.push(opOf[callStack[k]!]!);
+              this.bestShared = callStack.length;
+              this.bestState = this.state;
+            }
+            cur = next[this.head]!;
+            continue;
+          }
+          // Configuration already explored and failed (it cannot be on the
+          // current path: bitsets only grow along a path).
+          bits.clear(op);
+          if (readOnly[op] === 1) {
+            // Placing a legal read-only op first is never worse than any
+            // alternative, so this configuration fails as a whole.
+            cur = this.backtrack();
+            if (cur === -1) return violation();
+            continue;
+          }
+        }
+        cur = next[cur]!;
+      } else {
+        // A return entry: its op must be linearized before anything that starts
+        // later, and every candidate before it has been tried.  Backtrack.
+        cur = this.backtrack();
+        if (cur === -1) return violation();
+      }
+    }
+    return { outcome: 'ok' };
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -610,26 +679,34 @@ function withValue(s: KvState, key: string, value: string | undefined): KvState 
   return m;
 }
 
-/** The model's effect and output, for an input applied in state `s`. */
-export function kvApply(s: KvState, input: KvInput): { state: KvState; output: KvOutput } {
-  const current = s.get(input.key);
+/**
+ * What an input does to the value of its key (`current`): the new value to
+ * write (`write` false: the key is left as it is) and the output.
+ */
+export function kvEffect(current: string | undefined, input: KvInput): { write: boolean; value: string | undefined; output: KvOutput } {
   switch (input.op) {
     case 'get':
-      return { state: s, output: { ok: true, value: current } };
+      return { write: false, value: current, output: { ok: true, value: current } };
     case 'set':
-      return { state: withValue(s, input.key, input.value), output: { ok: true } };
+      return { write: true, value: input.value, output: { ok: true } };
     case 'del':
-      return { state: withValue(s, input.key, undefined), output: { ok: true, deleted: current !== undefined } };
+      return { write: true, value: undefined, output: { ok: true, deleted: current !== undefined } };
     case 'inc': {
       const next = kvIncrement(current);
-      if (next === undefined) return { state: s, output: { ok: false, error: 'not-integer' } };
-      return { state: withValue(s, input.key, next), output: { ok: true, value: next } };
+      if (next === undefined) return { write: false, value: current, output: { ok: false, error: 'not-integer' } };
+      return { write: true, value: next, output: { ok: true, value: next } };
     }
     case 'cas': {
       const swapped = current === input.expected;
-      return { state: swapped ? withValue(s, input.key, input.value) : s, output: { ok: true, swapped } };
+      return { write: swapped, value: swapped ? input.value : current, output: { ok: true, swapped } };
     }
   }
+}
+
+/** The model's effect and output, for an input applied in state `s`. */
+export function kvApply(s: KvState, input: KvInput): { state: KvState; output: KvOutput } {
+  const { write, value, output } = kvEffect(s.get(input.key), input);
+  return { state: write ? withValue(s, input.key, value) : s, output };
 }
 
 /** Whether `actual` is exactly the output the model produces (`expected`) for an op of kind `op`. */
@@ -727,7 +804,11 @@ export const kvModel: Model<KvState, KvInput, KvOutput> = {
   },
   key(s) {
     // A JSON object with sorted keys, so equal maps built in different orders
-    // share a key.  Partitions hold one key, so skip the sort in that case.
+    // share a key.  Partitions hold one key, so that case goes first.
+    if (s.size <= 1) {
+      for (const [k, v] of s) return `{${JSON.stringify(k)}:${JSON.stringify(v)}}`;
+      return '{}';
+    }
     const entries = [...s.entries()];
     if (entries.length > 1) entries.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
     return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${JSON.stringify(v)}`).join(',')}}`;

@@ -48,6 +48,13 @@ export interface ClientRequest {
 export interface ClientReply {
   readonly client: number;
   readonly seq: number;
+  /**
+   * For an answer about an operation: the session it ran in. Sequence
+   * numbers start over in each session, so a client that started a new
+   * session (its old one expired) must not take a late answer from the old
+   * one for an answer to the new one.
+   */
+  readonly opSession?: number;
   readonly from: NodeId;
   readonly output?: KvOutput;
   /** The new session, answering a registration. */
@@ -309,11 +316,14 @@ export class SimNode {
       });
       return;
     }
-    (this.storage as DiskStorage).save({ entries: rd.entries, hardState: rd.hardState, snapshot: rd.snapshot }, (err) => {
-      if (err) throw err;
-      this.host.onPersisted(this, rd, SimNode.recordCount(rd));
-      done();
-    });
+    // A method, bound: a closure made per write would be compiled again by V8 now and then.
+    (this.storage as DiskStorage).save({ entries: rd.entries, hardState: rd.hardState, snapshot: rd.snapshot }, this.persisted.bind(this, rd, done));
+  }
+
+  private persisted(rd: Ready, done: () => void, err?: Error): void {
+    if (err) throw err;
+    this.host.onPersisted(this, rd, SimNode.recordCount(rd));
+    done();
   }
 
   /** Writes the first `records` records of a Ready into a MemoryStorage. */
@@ -371,20 +381,17 @@ export class SimNode {
       const cmd = entry.cmd;
       if (cmd.kind === 'register') {
         command = { key: undefined, effect: result.kind };
-        this.answer(`reg:${entry.client}:${entry.attempt}`, (req) => ({
-          client: req.client,
-          seq: 0,
-          from: this.id,
-          session: e.index,
-        }));
+        const req = this.waiting(`reg:${entry.client}:${entry.attempt}`);
+        if (req) this.host.reply(req.client, { client: req.client, seq: 0, from: this.id, session: e.index });
       } else {
         const key = `${cmd.session}:${cmd.seq}`;
         command = { key, effect: result.kind };
         if (result.kind === 'expired') {
-          this.answer(key, (req) => ({ client: req.client, seq: req.seq, from: this.id, error: 'session-expired' }));
+          const req = this.waiting(key);
+          if (req) this.answer(req, undefined, 'session-expired');
         } else if (result.kind !== 'registered' && result.output) {
-          const output = result.output;
-          this.answer(key, (req) => ({ client: req.client, seq: req.seq, from: this.id, output }));
+          const req = this.waiting(key);
+          if (req) this.answer(req, result.output);
         }
       }
     }
@@ -398,15 +405,26 @@ export class SimNode {
     const entry = decodeEntry(d.data);
     const cmd = entry.cmd;
     const key = cmd.kind === 'register' ? `reg:${entry.client}:${entry.attempt}` : `${cmd.session}:${cmd.seq}`;
-    this.answer(key, (req) => ({ client: req.client, seq: req.seq, from: this.id, error: d.reason, leaderHint: this.raw?.raft.lead }));
+    const req = this.waiting(key);
+    if (req) this.answer(req, undefined, d.reason, this.raw?.raft.lead);
   }
 
-  /** Replies to the client waiting on `key` at this node, if any. */
-  private answer(key: string, reply: (req: ClientRequest) => ClientReply): void {
+  /**
+   * Answers `req` (an operation, or a registration refused): with its
+   * output, or an error and the leader to try. Every answer has one shape
+   * (one object literal: building answers by spreading cost more than
+   * applying the commands).
+   */
+  private answer(req: ClientRequest, output: KvOutput | undefined, error?: string, leaderHint?: NodeId): void {
+    const opSession = req.register ? undefined : req.session;
+    this.host.reply(req.client, { client: req.client, seq: req.seq, opSession, from: this.id, output, error, leaderHint });
+  }
+
+  /** The request of the client waiting at this node for `key` to be applied, if any: the caller answers it. */
+  private waiting(key: string): ClientRequest | undefined {
     const req = this.pendingWrites.get(key);
-    if (!req) return;
-    this.pendingWrites.delete(key);
-    this.host.reply(req.client, reply(req));
+    if (req) this.pendingWrites.delete(key);
+    return req;
   }
 
   /** A read is served once the state machine has applied up to its read index (diss. §6.4). */
@@ -420,7 +438,7 @@ export class SimNode {
       }
       const key = r.req.input!.key;
       this.host.onReadServed(this, r.index);
-      this.host.reply(r.req.client, { client: r.req.client, seq: r.req.seq, from: this.id, output: this.sm.get(key) });
+      this.answer(r.req, this.sm.get(key));
     }
     this.confirmedReads = waiting;
   }
@@ -458,13 +476,7 @@ export class SimNode {
       }
     } catch (e) {
       if (!(e instanceof ProposalDroppedError)) throw e;
-      this.host.reply(req.client, {
-        client: req.client,
-        seq: req.seq,
-        from: this.id,
-        error: e.reason,
-        leaderHint: raw.raft.lead,
-      });
+      this.answer(req, undefined, e.reason, raw.raft.lead);
     }
   }
 }

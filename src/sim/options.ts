@@ -11,6 +11,9 @@ import type { TraceRecord } from './trace.js';
 /** Virtual microseconds per base tick (the simulator's unit of time). */
 export const TICK_US = 10_000;
 
+/** Faults stop and everything heals at this fraction of the run. */
+export const HEAL_AT = 0.6;
+
 export const FAULT_KINDS = [
   /** Messages are lost. */
   'loss',
@@ -178,7 +181,6 @@ export function pickSwarm(o: SimOptions): Swarm {
   // Each choice draws from its own stream, so that turning one kind of fault
   // off (when shrinking a failure) leaves the other choices as they were.
   const root = new Random(o.seed).fork('swarm');
-  const r = (what: string) => root.fork(what);
   // Swarm testing (Groce et al., as in TigerBeetle's VOPR): each seed turns
   // on a random subset of the allowed kinds of fault, so that some runs are
   // all partitions, some all crashes, some all reconfiguration. A uniform
@@ -187,16 +189,16 @@ export function pickSwarm(o: SimOptions): Swarm {
   // partition). With a single kind allowed, it is always on.
   const active = new Set<FaultKind>();
   for (const f of FAULT_KINDS) {
-    if (o.faults.has(f) && (o.swarm === false || o.faults.size === 1 || r(`swarm:${f}`).chance(0.6))) active.add(f);
+    if (o.faults.has(f) && (o.swarm === false || o.faults.size === 1 || root.fork(`swarm:${f}`).chance(0.6))) active.add(f);
   }
   const has = (f: FaultKind) => active.has(f);
-  const nodes = o.nodes ?? r('nodes').weighted<number>([[1, 1], [2, 1], [3, 6], [4, 2], [5, 5], [6, 1], [7, 2], [9, 1]]);
+  const nodes = o.nodes ?? root.fork('nodes').weighted<number>([[1, 1], [2, 1], [3, 6], [4, 2], [5, 5], [6, 1], [7, 2], [9, 1]]);
   if (!Number.isInteger(nodes) || nodes < 1 || nodes > 9) throw new RangeError(`nodes must be 1..9, got ${nodes}`);
   // With membership changes some nodes may start outside the cluster, to be added later.
-  const rv = r('initialVoters');
+  const rv = root.fork('initialVoters');
   const initialVoters = has('membership') && nodes > 2 && rv.chance(0.7) ? rv.range(Math.ceil(nodes / 2), nodes - 1) : nodes;
   const tick = TICK_US;
-  const rd = r('delay');
+  const rd = root.fork('delay');
   const maxDelayUs = has('reorder') ? rd.weighted<number>([[tick / 10, 2], [tick / 2, 3], [tick * 2, 3], [tick * 8, 1]]) : tick / 5;
   const minDelayUs = has('reorder') ? rd.int(Math.max(1, maxDelayUs / 10)) : maxDelayUs;
   const weights: [NemesisAction, number][] = [];
@@ -206,50 +208,54 @@ export function pickSwarm(o: SimOptions): Swarm {
   if (has('transfer')) weights.push(['transfer', 1]);
   if (has('snapshot')) weights.push(['snapshot', 1]);
   // Scale each action by a per-seed factor: some runs are crash-heavy, some partition-heavy.
-  const scaled = weights.map(([a, w]) => [a, w * (0.25 + r(`weight:${a}`).float() * 1.75)] as const);
-  const healAtTick = Math.floor(o.ticks * 0.6);
+  const scaled = weights.map(([a, w]) => [a, w * (0.25 + root.fork(`weight:${a}`).float() * 1.75)] as const);
+  const healAtTick = Math.floor(o.ticks * HEAL_AT);
   const electionTicks = o.electionTick;
-  const readOnly = o.readOnly ?? (r('readOnly').chance(0.2) ? 'leaseBased' : 'safe');
+  const readOnly = o.readOnly ?? (root.fork('readOnly').chance(0.2) ? 'leaseBased' : 'safe');
   // Both settings are legitimate deployments, so both halves get exercised
   // (lease reads depend on CheckQuorum).
-  const checkQuorum = readOnly === 'leaseBased' || r('checkQuorum').chance(0.5);
+  const checkQuorum = readOnly === 'leaseBased' || root.fork('checkQuorum').chance(0.5);
   return {
     nodes,
     faults: active,
     initialVoters,
     minDelayUs,
     maxDelayUs,
-    lossRate: has('loss') ? r('loss').pick([0.01, 0.05, 0.1, 0.2, 0.3]) : 0,
-    duplicateRate: has('duplicate') ? r('duplicate').pick([0.01, 0.05, 0.1]) : 0,
+    lossRate: has('loss') ? root.fork('loss').pick([0.01, 0.05, 0.1, 0.2, 0.3]) : 0,
+    duplicateRate: has('duplicate') ? root.fork('duplicate').pick([0.01, 0.05, 0.1]) : 0,
     diskMinUs: 0,
-    diskMaxUs: has('disk') ? r('disk').pick([tick / 20, tick / 4, tick]) : 0,
-    tornWrites: has('torn') && r('torn').chance(0.7),
+    diskMaxUs: has('disk') ? root.fork('disk').pick([tick / 20, tick / 4, tick]) : 0,
+    tornWrites: has('torn') && root.fork('torn').chance(0.7),
     // Lease reads are safe only within the drift bound the lease margin absorbs (see raft.ts).
-    skew: has('skew') ? r('skew').pick([0.01, 0.03, 0.05]) : 0,
-    nemesisMeanTicks: r('nemesis').pick([2, 5, 10, 20]),
-    leaderFlapRate: has('crash') ? r('flap').pick([0, 0.1, 0.3, 0.6]) : 0,
-    confChangeFaultRate: has('membership') && (has('crash') || has('partition')) ? r('confFault').pick([0, 0.3, 0.7]) : 0,
+    skew: has('skew') ? root.fork('skew').pick([0.01, 0.03, 0.05]) : 0,
+    nemesisMeanTicks: root.fork('nemesis').pick([2, 5, 10, 20]),
+    leaderFlapRate: has('crash') ? root.fork('flap').pick([0, 0.1, 0.3, 0.6]) : 0,
+    confChangeFaultRate: has('membership') && (has('crash') || has('partition')) ? root.fork('confFault').pick([0, 0.3, 0.7]) : 0,
     nemesisWeights: scaled,
-    snapshotInterval: has('snapshot') ? r('snapshot').pick([10, 30, 100]) : 0,
-    compactionMargin: r('margin').pick([0, 5, 20]),
+    snapshotInterval: has('snapshot') ? root.fork('snapshot').pick([10, 30, 100]) : 0,
+    compactionMargin: root.fork('margin').pick([0, 5, 20]),
     healAtTick,
     clientsStopAtTick: Math.max(healAtTick, o.ticks - Math.max(60 * electionTicks, Math.floor(o.ticks * 0.2))),
-    clients: o.clients ?? r('clients').range(1, 5),
-    keys: o.keys ?? r('keys').range(1, 3),
-    clientTimeoutTicks: r('clientTimeout').pick([1, 3]) * electionTicks,
-    clientThinkTicks: r('think').pick([0, 1, 3]),
+    clients: o.clients ?? root.fork('clients').range(1, 5),
+    keys: o.keys ?? root.fork('keys').range(1, 3),
+    clientTimeoutTicks: root.fork('clientTimeout').pick([1, 3]) * electionTicks,
+    clientThinkTicks: root.fork('think').pick([0, 1, 3]),
     readOnly,
     checkQuorum,
-    preVote: r('preVote').chance(0.75),
-    maxSizePerMsg: r('msgSize').pick([1, 256, 4096, 65536]),
-    maxInflightMsgs: r('inflight').pick([1, 2, 8, 64]),
-    maxInflightBytes: r('inflightBytes').pick([0, 0, 1024, 16384]),
-    sessionTtlUs: 1000 * electionTicks * tick,
+    preVote: root.fork('preVote').chance(0.75),
+    maxSizePerMsg: root.fork('msgSize').pick([1, 256, 4096, 65536]),
+    maxInflightMsgs: root.fork('inflight').pick([1, 2, 8, 64]),
+    maxInflightBytes: root.fork('inflightBytes').pick([0, 0, 1024, 16384]),
+    // Usually longer than any run; in some seeds short enough (5 or 20
+    // election timeouts of log time) that sessions of clients held up by
+    // faults expire, and their commands are refused and retried in a new
+    // session (diss. §6.3).
+    sessionTtlUs: root.fork('sessionTtl').pick([1000, 1000, 20, 5]) * electionTicks * tick,
     // Small segments and caches, so that rollover, release after compaction
     // and reads from disk happen in every run.
     storage:
       (o.storage ?? 'wal') === 'wal'
-        ? { mode: 'wal', segmentBytes: r('segment').pick([2048, 8192, 65536]), cacheBytes: r('cache').pick([512, 8192, 65536]) }
+        ? { mode: 'wal', segmentBytes: root.fork('segment').pick([2048, 8192, 65536]), cacheBytes: root.fork('cache').pick([512, 8192, 65536]) }
         : { mode: 'memory' },
   };
 }
@@ -264,7 +270,7 @@ export function describeSwarm(s: Swarm): string {
     `disk=${ms(s.diskMinUs)}..${ms(s.diskMaxUs)}${s.tornWrites ? ' torn' : ''} skew=${s.skew}`,
     `nemesis every ~${s.nemesisMeanTicks} ticks [${w || 'none'}] leader flaps ${s.leaderFlapRate}, faults after conf changes ${s.confChangeFaultRate}`,
     `snapshot every ${s.snapshotInterval || '-'} (margin ${s.compactionMargin})`,
-    `clients=${s.clients} keys=${s.keys} reads=${s.readOnly} heal@${s.healAtTick}`,
+    `clients=${s.clients} keys=${s.keys} reads=${s.readOnly} sessions expire after ${ms(s.sessionTtlUs)} idle; heal@${s.healAtTick}`,
     `raft: preVote=${s.preVote} checkQuorum=${s.checkQuorum} msg≤${s.maxSizePerMsg}B inflight≤${s.maxInflightMsgs}${s.maxInflightBytes ? ` and ≤${s.maxInflightBytes}B` : ''}`,
     s.storage.mode === 'wal' ? `storage=wal (segments ${s.storage.segmentBytes}B, cache ${s.storage.cacheBytes}B)` : 'storage=memory',
   ].join('; ');

@@ -43,6 +43,8 @@ export class SimClient {
   /** Only the latest wake-up counts. */
   private token = 0;
   stopped = false;
+  /** Times this client was told its session had expired. */
+  sessionsExpired = 0;
 
   constructor(
     readonly id: number,
@@ -136,6 +138,7 @@ export class SimClient {
 
   onReply(now: number, r: ClientReply): void {
     if (this.registering > 0) {
+      if (r.opSession !== undefined) return; // a late answer about an operation of the old session
       if (r.session === undefined) return this.retrySoon(now, r);
       this.session = r.session;
       this.seq = 0;
@@ -145,8 +148,10 @@ export class SimClient {
       return;
     }
     const op = this.current;
-    if (!op || r.seq !== op.seq || r.session !== undefined) return; // an answer to something already finished
+    // Sequence numbers start over in each session: an answer must name this one.
+    if (!op || r.seq !== op.seq || r.opSession !== this.session) return; // an answer to something already finished
     if (r.error === 'session-expired') {
+      this.sessionsExpired++;
       // Our session is gone: this operation's outcome stays unknown (it may
       // have been applied before the session expired). Start a new session.
       this.current = undefined;
@@ -171,12 +176,8 @@ export class SimClient {
 
   /** The history as the linearizability checker takes it; unfinished operations have an unknown outcome. */
   operations(): Operation<KvInput, KvOutput>[] {
-    return this.history.map((op) => ({
-      client: this.id,
-      input: op.input,
-      output: op.output,
-      call: op.call,
-      ret: op.ret ?? Infinity,
-    }));
+    const out: Operation<KvInput, KvOutput>[] = [];
+    for (const op of this.history) out.push({ client: this.id, input: op.input, output: op.output, call: op.call, ret: op.ret ?? Infinity });
+    return out;
   }
 }

@@ -37,7 +37,7 @@ import {
 } from './errors.js';
 import { type FileSystem, joinPath } from './fs.js';
 import { LogIndex, STRIDE } from './logIndex.js';
-import { RECORD_ENTRY, type SnapshotMarker, decodePayload } from './record.js';
+import { RECORD_ENTRY, type SnapshotMarker, decodeEntryRecord, entryIndex } from './record.js';
 import { DEFAULT_SNAPSHOTS_KEPT, type SnapshotFile, SnapshotStore } from './snapshot.js';
 import { type Position, type RecoveryReport, Wal, positionSeq } from './wal.js';
 
@@ -107,12 +107,11 @@ export class DiskStorage implements Storage {
       options.snapshotsKept ?? DEFAULT_SNAPSHOTS_KEPT,
       this.readOnly,
     );
-    const markers: SnapshotMarker[] = [];
-    let sawEntry = false;
     // Replay only indexes entries; the newest (what the cache will hold) are
     // read back once at the end. Decoding and copying every entry of a long
     // log to keep the last 64 MiB of them was most of the replay's work.
-    const tail = new TailSizes(this.cacheLimit);
+    const replay: Replay = { markers: [], sawEntry: false, tail: new TailSizes(this.cacheLimit) };
+    const { markers, tail } = replay;
     const { wal, report } = Wal.open(
       {
         fs: options.fs,
@@ -123,33 +122,17 @@ export class DiskStorage implements Storage {
         readOnly: this.readOnly,
       },
       {
-        entry: (index, term, payload, position) => {
-          if ((!sawEntry && index > this.index.last + 1) || index < this.index.first) {
-            // What came before this entry is in released segments: the log as
-            // far as replay knows starts here. (An entry below the known start
-            // is a truncation there: everything known after it goes.) The term
-            // before it is learnt from a snapshot marker or the snapshot.
-            this.index.reset(index - 1, 0);
-            tail.clear();
-            this.gapBase = index - 1;
-          }
-          sawEntry = true;
-          this.index.append(index, term, position);
-          tail.add(index, payload.length - ENTRY_RECORD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES);
-        },
-        hardState: (hs) => {
-          this.hardState = hs;
-        },
-        snapshot: (m) => {
-          markers.push(m);
-          this.applyMarker(m.index, m.term, m.reset);
-          if (m.reset) tail.clear();
-        },
+        // Methods, bound: closures made per open would be compiled again by V8 for every open.
+        entry: this.replayEntry.bind(this, replay),
+        hardState: this.replayHardState.bind(this),
+        snapshot: this.replayMarker.bind(this, replay),
       },
     );
     this.wal = wal;
     const chosen = this.chooseSnapshot(markers);
-    const orphans = this.snaps.removeOrphans(markers.reduce((max, m) => Math.max(max, m.index), 0));
+    let newestMarker = 0;
+    for (const m of markers) newestMarker = Math.max(newestMarker, m.index);
+    const orphans = this.snaps.removeOrphans(newestMarker);
     this.snap = chosen.snapshot;
     const s = this.snap.metadata.index;
     if (s > 0) {
@@ -191,6 +174,32 @@ export class DiskStorage implements Storage {
    */
   static open(options: DiskStorageOptions): DiskStorage {
     return new DiskStorage(options);
+  }
+
+  /** Replay found an entry record at `position`. */
+  private replayEntry(replay: Replay, index: number, term: number, payload: Uint8Array, position: Position): void {
+    if ((!replay.sawEntry && index > this.index.last + 1) || index < this.index.first) {
+      // What came before this entry is in released segments: the log as
+      // far as replay knows starts here. (An entry below the known start
+      // is a truncation there: everything known after it goes.) The term
+      // before it is learnt from a snapshot marker or the snapshot.
+      this.index.reset(index - 1, 0);
+      replay.tail.clear();
+      this.gapBase = index - 1;
+    }
+    replay.sawEntry = true;
+    this.index.append(index, term, position);
+    replay.tail.add(index, payload.length - ENTRY_RECORD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES);
+  }
+
+  private replayHardState(hs: HardState): void {
+    this.hardState = hs;
+  }
+
+  private replayMarker(replay: Replay, m: SnapshotMarker): void {
+    replay.markers.push(m);
+    this.applyMarker(m.index, m.term, m.reset);
+    if (m.reset) replay.tail.clear();
   }
 
   /**
@@ -269,10 +278,7 @@ export class DiskStorage implements Storage {
     const first = Math.max(from, this.index.first);
     this.cacheReset(first);
     if (first <= this.index.last) {
-      this.readEntries(first, this.index.last + 1, (e) => {
-        this.cacheAppend(e);
-        return true;
-      });
+      for (const e of this.readEntries(first, this.index.last + 1, Infinity).entries) this.cacheAppend(e);
     }
   }
 
@@ -341,15 +347,10 @@ export class DiskStorage implements Storage {
       return limitSize(this.cache.slice(from, from + hi - lo), maxBytes);
     }
     // Older than the cache: read back from the segments.
-    const out: Entry[] = [];
-    let size = 0;
     const diskEnd = Math.min(hi, this.cacheFirst);
-    this.readEntries(lo, diskEnd, (e) => {
-      size += entryBytes(e);
-      if (out.length > 0 && size > maxBytes) return false;
-      out.push(e);
-      return true;
-    });
+    const read = this.readEntries(lo, diskEnd, maxBytes);
+    const out = read.entries;
+    let size = read.bytes;
     if (out.length === diskEnd - lo && diskEnd < hi && size <= maxBytes) {
       for (const e of this.cache.slice(this.cacheHead, this.cacheHead + hi - diskEnd)) {
         size += entryBytes(e);
@@ -360,32 +361,49 @@ export class DiskStorage implements Storage {
     return out;
   }
 
-  /** Reads entries [lo, hi) from disk, in order, while `take` returns true. */
-  private readEntries(lo: number, hi: number, take: (e: Entry) => boolean): void {
-    let next = lo;
-    let taking = true;
+  /**
+   * Reads entries [lo, hi) from disk, in order, as long as they fit in
+   * `maxBytes` (at least one). `bytes` counts the entry that did not fit,
+   * if one did not.
+   */
+  private readEntries(lo: number, hi: number, maxBytes: number): DiskRead {
+    const r: DiskRead = { next: lo, end: lo, expected: lo, entries: [], bytes: 0, maxBytes, full: false, lastSeen: 0, lastSeenAt: 0 };
+    // A method, bound: a closure made per read would be compiled again by V8 for every read that gets hot.
+    const visit = this.readRecord.bind(this, r);
     // Extent by extent: past an extent's end its records were superseded.
-    while (taking && next < hi) {
-      const start = this.index.seek(next);
-      const end = Math.min(hi, start.extentEnd);
-      let expected = start.index;
-      this.wal.scanFrom(start.position, (payload, position: Position) => {
-        if (payload[0] !== RECORD_ENTRY) return true;
-        const r = decodePayload(payload);
-        if (r.type !== 'entry' || r.entry.index !== expected) {
-          throw new StorageInvariantError(`reading entry ${expected} at position ${position} found entry ${r.type === 'entry' ? r.entry.index : r.type}`);
-        }
-        expected++;
-        if (r.entry.index < next) return true;
-        if (!take(r.entry)) {
-          taking = false;
-          return false;
-        }
-        return expected < end;
-      });
-      if (taking && expected < end) throw new StorageInvariantError(`entry ${expected} not found on disk`);
-      next = end;
+    while (!r.full && r.next < hi) {
+      const start = this.index.seek(r.next);
+      r.end = Math.min(hi, start.extentEnd);
+      r.expected = start.index;
+      r.lastSeen = 0;
+      this.wal.scanFrom(start.position, visit);
+      if (!r.full && r.expected < r.end) throw new StorageInvariantError(`entry ${r.expected} not found on disk`);
+      if (r.lastSeen > 0) this.index.learn(r.lastSeen, r.lastSeenAt);
+      r.next = r.end;
     }
+    return r;
+  }
+
+  /** readEntries' visitor, for the record at `position`. */
+  private readRecord(r: DiskRead, payload: Uint8Array, position: Position): boolean {
+    if (payload[0] !== RECORD_ENTRY) return true;
+    const index = entryIndex(payload);
+    if (index !== r.expected) {
+      throw new StorageInvariantError(`reading entry ${r.expected} at position ${position} found entry ${index}`);
+    }
+    r.expected++;
+    // Entries before the first wanted are only counted, not decoded.
+    if (index < r.next) return true;
+    if (index === r.next) this.index.learn(index, position);
+    r.lastSeen = index;
+    r.lastSeenAt = position;
+    r.bytes += payload.length - ENTRY_RECORD_HEADER_BYTES + ENTRY_OVERHEAD_BYTES;
+    if (r.entries.length > 0 && r.bytes > r.maxBytes) {
+      r.full = true;
+      return false;
+    }
+    r.entries.push(decodeEntryRecord(payload));
+    return r.expected < r.end;
   }
 
   snapshot(): Snapshot {
@@ -418,36 +436,46 @@ export class DiskStorage implements Storage {
       // The file first: the log must never name a snapshot that is not on disk.
       this.snaps.save(snap);
     }
-    const entries = batch.entries;
     this.wal.append(
       {
         // A snapshot in a Ready always replaces the log: the core keeps its
         // log instead when it already has the snapshot's last entry.
         ...(snap ? { snapshot: { ...snap.metadata, reset: true } } : {}),
-        entries,
+        entries: batch.entries,
         ...(batch.hardState ? { hardState: batch.hardState } : {}),
       },
-      (err, positions) => {
-        if (err) {
-          done(err);
-          return;
-        }
-        if (snap) {
-          this.snap = snap;
-          this.applyMarker(snap.metadata.index, snap.metadata.term, true);
-          this.durableMarkerIndex = Math.max(this.durableMarkerIndex, snap.metadata.index);
-        }
-        for (let k = 0; k < entries.length; k++) {
-          const e = entries[k]!;
-          if (e.index < this.index.first) continue; // already covered by the snapshot
-          this.index.append(e.index, e.term, positions[k]!);
-          this.cacheAppend(e);
-        }
-        if (batch.hardState) this.hardState = batch.hardState;
-        this.releaseSegments();
-        done();
-      },
+      // A method, bound: a closure made per save would be compiled again by V8 now and then.
+      this.saved.bind(this, batch, snap, done),
     );
+  }
+
+  /** The log append of save(batch) completed: make what it wrote visible. */
+  private saved(
+    batch: SaveBatch,
+    snap: Snapshot | undefined,
+    done: (err?: Error) => void,
+    err: Error | undefined,
+    positions: readonly Position[],
+  ): void {
+    if (err) {
+      done(err);
+      return;
+    }
+    if (snap) {
+      this.snap = snap;
+      this.applyMarker(snap.metadata.index, snap.metadata.term, true);
+      this.durableMarkerIndex = Math.max(this.durableMarkerIndex, snap.metadata.index);
+    }
+    const entries = batch.entries;
+    for (let k = 0; k < entries.length; k++) {
+      const e = entries[k]!;
+      if (e.index < this.index.first) continue; // already covered by the snapshot
+      this.index.append(e.index, e.term, positions[k]!);
+      this.cacheAppend(e);
+    }
+    if (batch.hardState) this.hardState = batch.hardState;
+    this.releaseSegments();
+    done();
   }
 
   /**
@@ -462,14 +490,17 @@ export class DiskStorage implements Storage {
     const snap: Snapshot = { metadata: { index: i, term: this.term(i), confState }, data };
     this.snaps.save(snap);
     this.snap = snap;
-    this.wal.append({ snapshot: { ...snap.metadata, reset: false }, entries: [] }, (err) => {
-      if (!err) {
-        this.durableMarkerIndex = Math.max(this.durableMarkerIndex, i);
-        this.releaseSegments();
-      }
-      done?.(err);
-    });
+    this.wal.append({ snapshot: { ...snap.metadata, reset: false }, entries: [] }, this.markerWritten.bind(this, i, done));
     return snap;
+  }
+
+  /** The marker of our own snapshot at `i` is durable (or failed to be written). */
+  private markerWritten(i: number, done: ((err?: Error) => void) | undefined, err?: Error): void {
+    if (!err) {
+      this.durableMarkerIndex = Math.max(this.durableMarkerIndex, i);
+      this.releaseSegments();
+    }
+    done?.(err);
   }
 
   /**
@@ -496,7 +527,8 @@ export class DiskStorage implements Storage {
       // Reading the oldest live entry back starts from a known position at or
       // before it (logIndex.ts), possibly in a segment of compacted entries:
       // that segment must stay. Any later read starts at or after it.
-      const keepFrom = this.index.last >= this.index.first ? positionSeq(this.index.seek(this.index.first).position) : Infinity;
+      // (Not from a learnt position: that may be forgotten, and the read then starts earlier.)
+      const keepFrom = this.index.last >= this.index.first ? positionSeq(this.index.seek(this.index.first, false).position) : Infinity;
       this.wal.release(upTo, keepFrom);
     }
     if (this.prunedFor !== this.durableMarkerIndex) {
@@ -525,6 +557,30 @@ export class DiskStorage implements Storage {
   close(): void {
     this.wal.close();
   }
+}
+
+/** A read of entries from disk, as it goes (see DiskStorage.readEntries). */
+interface DiskRead {
+  /** The first entry wanted from the extent being read, and the end of what is wanted from it. */
+  next: number;
+  end: number;
+  /** The index the next entry record must have. */
+  expected: number;
+  readonly entries: Entry[];
+  bytes: number;
+  readonly maxBytes: number;
+  /** An entry did not fit in maxBytes: the read is over. */
+  full: boolean;
+  /** The last entry looked at, and where: the next read likely starts there (LogIndex.learn). */
+  lastSeen: number;
+  lastSeenAt: Position;
+}
+
+/** What the constructor's replay gathers besides the index. */
+interface Replay {
+  readonly markers: SnapshotMarker[];
+  sawEntry: boolean;
+  readonly tail: TailSizes;
 }
 
 /** The bytes of an entry record's payload before the data: type, index, term, entry type (record.ts). */

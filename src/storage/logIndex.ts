@@ -12,11 +12,18 @@
 //
 // About 0.25 bytes per entry, against 8+ for a position per entry: a log of
 // ten million entries indexes in a few megabytes.
+//
+// Reading entries back also teaches the index where a few of them are
+// (learn()): reads tend to resume where an earlier one stopped (the next
+// committed entries to apply, the next append to a follower catching up),
+// and then start right there instead of up to STRIDE - 1 entries before.
 
 import { StorageInvariantError } from './errors.js';
 import type { Position } from './wal.js';
 
 export const STRIDE = 32;
+/** Positions learnt by reading, kept at once; the oldest is forgotten first. */
+const LEARNT_SLOTS = 8;
 
 /** The last position in `starts` (ascending) that is <= `i`, or -1. */
 function floorSearch(starts: readonly number[], i: number): number {
@@ -49,6 +56,10 @@ export class LogIndex {
   private sparseHead = 0;
   /** The next append starts a new extent. */
   private extentBroken = true;
+  /** learntIndexes[k]'s record is at learntPositions[k] (-1: the slot is empty). */
+  private readonly learntIndexes: number[] = new Array<number>(LEARNT_SLOTS).fill(-1);
+  private readonly learntPositions: Position[] = new Array<Position>(LEARNT_SLOTS).fill(0);
+  private learntNext = 0;
 
   /** The term of entry i, for i in [first - 1, last]. */
   term(i: number): number {
@@ -91,6 +102,7 @@ export class LogIndex {
     }
     const keep = Math.ceil(index / STRIDE) - this.sparseHead;
     if (keep < this.sparse.length) this.sparse.length = Math.max(0, keep);
+    this.forgetLearnt(index, Infinity);
     this.last = index - 1;
     this.extentBroken = true;
   }
@@ -106,6 +118,7 @@ export class LogIndex {
     this.sparse = [];
     this.sparseHead = 0;
     this.extentBroken = true;
+    this.forgetLearnt(-Infinity, Infinity);
   }
 
   /** Forgets entries up to and including `index`; term(index) still answers. */
@@ -137,6 +150,8 @@ export class LogIndex {
       this.sparse.splice(0, drop);
       this.sparseHead += drop;
     }
+    // Their segments may be released now.
+    this.forgetLearnt(-Infinity, this.first - 1);
   }
 
   /**
@@ -156,20 +171,51 @@ export class LogIndex {
   /**
    * A known position at or before entry i in i's extent: scan forward from
    * it, counting entries, to reach i, and no further than `extentEnd`.
+   * With `learnt` false, only the positions recorded at append (what
+   * releasing segments relies on: a learnt position may be forgotten).
    */
-  seek(i: number): { index: number; position: Position; extentEnd: number } {
+  seek(i: number, learnt = true): { index: number; position: Position; extentEnd: number } {
     if (i < this.first || i > this.last) throw new StorageInvariantError(`log index: ${i} outside [${this.first}, ${this.last}]`);
     const e = floorSearch(this.extentStarts, i);
     if (e < 0) throw new StorageInvariantError(`log index: no extent holds ${i}`);
     const start = this.extentStarts[e]!;
     /** Past this, the extent's records in the file were replaced by later ones. */
     const extentEnd = this.extentStarts[e + 1] ?? this.last + 1;
+    let index = start;
+    let position = this.extentPositions[e]!;
     const k = Math.floor(i / STRIDE);
     const slot = k - this.sparseHead;
     if (k * STRIDE >= start && slot >= 0 && slot < this.sparse.length && this.sparse[slot]! >= 0) {
-      return { index: k * STRIDE, position: this.sparse[slot]!, extentEnd };
+      index = k * STRIDE;
+      position = this.sparse[slot]!;
     }
-    return { index: start, position: this.extentPositions[e]!, extentEnd };
+    if (learnt) {
+      // A learnt entry at or after `index` and at or before i is in i's extent too.
+      for (let s = 0; s < LEARNT_SLOTS; s++) {
+        const j = this.learntIndexes[s]!;
+        if (j > index && j <= i) {
+          index = j;
+          position = this.learntPositions[s]!;
+        }
+      }
+    }
+    return { index, position, extentEnd };
   }
 
+  /** Entry i (a live one) was read back at `position`: later reads from i on may start there. */
+  learn(i: number, position: Position): void {
+    if (i < this.first || i > this.last) return;
+    for (let s = 0; s < LEARNT_SLOTS; s++) if (this.learntIndexes[s] === i) return;
+    this.learntIndexes[this.learntNext] = i;
+    this.learntPositions[this.learntNext] = position;
+    this.learntNext = (this.learntNext + 1) % LEARNT_SLOTS;
+  }
+
+  /** Forgets the learnt positions of entries in [from, to]: truncated, or compacted away. */
+  private forgetLearnt(from: number, to: number): void {
+    for (let s = 0; s < LEARNT_SLOTS; s++) {
+      const j = this.learntIndexes[s]!;
+      if (j >= from && j <= to) this.learntIndexes[s] = -1;
+    }
+  }
 }

@@ -18,37 +18,155 @@ type PendingOp =
   | { readonly kind: 'write'; readonly position: number; readonly data: Uint8Array }
   | { readonly kind: 'truncate'; readonly length: number };
 
-/** A file's bytes: a buffer that grows, and its logical length. */
-class Bytes {
+/** A buffer and how many Bytes hold it. */
+interface Store {
   buf: Uint8Array;
-  length: number;
+  holders: number;
+}
 
-  constructor(from?: Bytes) {
-    this.buf = from ? from.buf.slice(0, from.length) : new Uint8Array(0);
-    this.length = from ? from.length : 0;
+/**
+ * A file's bytes: its logical length, and a buffer holding its first
+ * `filled` bytes; the rest, up to the length, are zeros without being
+ * stored (a preallocated segment is mostly zeros until written). Copies
+ * share the buffer until one of them changes (a crash image copies every
+ * file twice, and most are never written again: sealed segments,
+ * snapshots).
+ */
+class Bytes {
+  private store: Store = { buf: EMPTY, holders: 1 };
+  length = 0;
+  /** Bytes from here to `length` are zeros (whatever the buffer holds there). */
+  private filled = 0;
+
+  /** `spares`: where buffers come from and go back to. */
+  constructor(private readonly spares: SpareBuffers) {}
+
+  /** A copy of `from` (sharing its buffer until either changes). */
+  static copyOf(from: Bytes, spares: SpareBuffers): Bytes {
+    const b = new Bytes(spares);
+    b.store = from.store;
+    b.store.holders++;
+    b.length = from.length;
+    b.filled = from.filled;
+    return b;
   }
 
-  private reserve(n: number): void {
-    if (n <= this.buf.length) return;
-    const next = new Uint8Array(Math.max(n, this.buf.length * 2, 4096));
-    next.set(this.buf.subarray(0, this.length));
-    this.buf = next;
+  /**
+   * Lets go of the buffer (the file is gone): copies sharing it need not
+   * copy it any more, and when none is left it serves another file.
+   */
+  release(): void {
+    if (--this.store.holders === 0) this.spares.give(this.store.buf);
+    this.store = { buf: EMPTY, holders: 1 };
+    this.length = 0;
+    this.filled = 0;
+  }
+
+  /** Copies bytes [position, position + out.length) into `out` (the caller keeps within the length). */
+  read(out: Uint8Array, position: number): void {
+    const stored = Math.max(0, Math.min(out.length, this.filled - position));
+    if (stored > 0) out.set(this.store.buf.subarray(position, position + stored));
+    if (stored < out.length) out.fill(0, stored);
+  }
+
+  /** The whole content, as a new array. */
+  copy(): Uint8Array {
+    const out = new Uint8Array(this.length);
+    this.read(out, 0);
+    return out;
+  }
+
+  /**
+   * Makes the buffer this file's own, at least `n` bytes long. A growing
+   * buffer doubles, or grows at once to the file's length when the file was
+   * extended ahead of its data (a preallocated segment fills up to it).
+   */
+  private writable(n: number): void {
+    const { buf, holders } = this.store;
+    if (holders === 1 && n <= buf.length) return;
+    const grown = Math.max(buf.length * 2, 4096, Math.min(this.length, PREALLOCATED_UP_TO));
+    const next = this.spares.take(Math.max(n, holders > 1 ? buf.length : grown));
+    next.set(buf.subarray(0, this.filled));
+    if (holders > 1) {
+      this.store.holders--;
+      this.store = { buf: next, holders: 1 };
+    } else {
+      this.spares.give(buf);
+      this.store.buf = next;
+    }
   }
 
   apply(op: PendingOp): void {
     if (op.kind === 'truncate') {
-      if (op.length > this.length) {
-        this.reserve(op.length);
-        this.buf.fill(0, this.length, op.length);
-      }
+      // Growing adds zeros past `filled`; shrinking forgets what was cut.
       this.length = op.length;
+      if (this.filled > op.length) this.filled = op.length;
       return;
     }
     const end = op.position + op.data.length;
-    this.reserve(end);
-    if (op.position > this.length) this.buf.fill(0, this.length, op.position);
-    this.buf.set(op.data, op.position);
-    this.length = Math.max(this.length, end);
+    this.writable(end);
+    const buf = this.store.buf;
+    if (op.position > this.filled) buf.fill(0, this.filled, op.position);
+    buf.set(op.data, op.position);
+    if (end > this.filled) this.filled = end;
+    if (end > this.length) this.length = end;
+  }
+}
+
+const EMPTY = new Uint8Array(0);
+
+/**
+ * Buffers of files that are gone, by size, for files to come: a
+ * simulated member creates a segment file every few writes, and a fresh
+ * zeroed buffer for each costs more than the writes. What a buffer holds
+ * does not matter: Bytes reads only what was written into it.
+ */
+class SpareBuffers {
+  private static readonly SMALLEST = 4096;
+  /** Spares kept of each size. */
+  private static readonly PER_SIZE = 4;
+  private readonly bySize = new Map<number, Uint8Array[]>();
+
+  /** A buffer of `size` bytes, a spare if there is one. */
+  take(size: number): Uint8Array {
+    return this.bySize.get(size)?.pop() ?? new Uint8Array(size);
+  }
+
+  give(buf: Uint8Array): void {
+    if (buf.length < SpareBuffers.SMALLEST) return;
+    let list = this.bySize.get(buf.length);
+    if (!list) {
+      list = [];
+      this.bySize.set(buf.length, list);
+    }
+    if (list.length < SpareBuffers.PER_SIZE) list.push(buf);
+  }
+}
+/** A file extended ahead of its data gets a buffer of its whole length at its first write, up to this. */
+const PREALLOCATED_UP_TO = 1 << 20;
+
+/**
+ * Copies of written data, kept until synced (a crash may keep a prefix of
+ * them), cut from shared slabs: a typed array of its own costs about 1 µs
+ * above 64 bytes (V8 allocates its bytes off the heap), a slice of a slab a
+ * tenth of that.
+ */
+class CopyPool {
+  private static readonly SLAB_BYTES = 64 * 1024;
+  private slab = EMPTY;
+  private used = 0;
+
+  copy(data: Uint8Array): Uint8Array {
+    const n = data.length;
+    if (n > CopyPool.SLAB_BYTES / 8) return new Uint8Array(data);
+    if (this.used + n > this.slab.length) {
+      this.slab = new Uint8Array(CopyPool.SLAB_BYTES);
+      this.used = 0;
+    }
+    const out = this.slab.subarray(this.used, this.used + n);
+    out.set(data);
+    this.used += (n + 7) & ~7;
+    return out;
   }
 }
 
@@ -57,11 +175,22 @@ export const SECTOR_BYTES = 512;
 
 class Inode {
   /** What a crash keeps for certain. */
-  durable = new Bytes();
+  durable: Bytes;
   /** What reads see. */
-  current = new Bytes();
+  current: Bytes;
   /** Changes since the last sync, oldest first. */
   pending: PendingOp[] = [];
+
+  constructor(readonly spares: SpareBuffers) {
+    this.durable = new Bytes(spares);
+    this.current = new Bytes(spares);
+  }
+
+  /** The file is gone (no name, durable or not, and no open handle): its buffers may serve others. */
+  release(): void {
+    this.durable.release();
+    this.current.release();
+  }
 
   /** Makes the first `count` pending changes durable. */
   syncPending(count: number): void {
@@ -112,6 +241,8 @@ export class MemoryFileSystem implements FileSystem {
   private dirs = new Set<string>(['/']);
   private handles = new Map<FileHandle, { inode: Inode; path: string; writable: boolean }>();
   private nextHandle = 3;
+  private readonly copies = new CopyPool();
+  private readonly spares = new SpareBuffers();
   private queued: (() => void)[] = [];
   private readonly defer: (complete: () => void) => void;
   /** The `defer` option given, which a crash image inherits (without one, each disk queues its own completions). */
@@ -197,7 +328,7 @@ export class MemoryFileSystem implements FileSystem {
     this.checkAlive(path);
     if (this.names.has(path)) throw new MemoryFsError('EEXIST', path);
     if (!this.dirs.has(parentOf(path))) throw new MemoryFsError('ENOENT', parentOf(path));
-    const inode = new Inode();
+    const inode = new Inode(this.spares);
     this.names.set(path, inode);
     const fd = this.nextHandle++;
     this.handles.set(fd, { inode, path, writable: true });
@@ -215,7 +346,7 @@ export class MemoryFileSystem implements FileSystem {
   read(fd: FileHandle, buf: Uint8Array, position: number): number {
     const { current } = this.handle(fd).inode;
     const n = Math.max(0, Math.min(buf.length, current.length - position));
-    if (n > 0) buf.set(current.buf.subarray(position, position + n));
+    if (n > 0) current.read(n === buf.length ? buf : buf.subarray(0, n), position);
     return n;
   }
 
@@ -230,7 +361,7 @@ export class MemoryFileSystem implements FileSystem {
 
   write(fd: FileHandle, data: Uint8Array, position: number): void {
     // Copy: the caller may reuse its buffer, the disk must not see that.
-    this.change(fd, { kind: 'write', position, data: new Uint8Array(data) });
+    this.change(fd, { kind: 'write', position, data: this.copies.copy(data) });
     this.bytesWritten += data.length;
   }
 
@@ -252,27 +383,31 @@ export class MemoryFileSystem implements FileSystem {
     // What fdatasync promises: the writes made before the call.
     const upTo = inode.pending.length;
     const marker = inode.pending[upTo - 1];
-    const epoch = this.epoch;
-    this.defer(() => {
-      // The machine is off, or restarted since: the call never returns.
-      if (this.frozen || epoch !== this.epoch) return;
-      // Later syncs may already have made some of these durable.
-      const at = marker === undefined ? -1 : inode.pending.indexOf(marker);
-      inode.syncPending(at + 1);
-      this.syncs++;
-      this.counted();
-      done();
-    });
+    // Methods, bound: closures made per call would be compiled again by V8 now and then.
+    this.defer(this.datasynced.bind(this, inode, marker, this.epoch, done));
+  }
+
+  /** A datasync of `inode` covering its pending changes up to `marker` completes. */
+  private datasynced(inode: Inode, marker: PendingOp | undefined, epoch: number, done: (err?: Error) => void): void {
+    // The machine is off, or restarted since: the call never returns.
+    if (this.frozen || epoch !== this.epoch) return;
+    // Later syncs may already have made some of these durable.
+    const at = marker === undefined ? -1 : inode.pending.indexOf(marker);
+    inode.syncPending(at + 1);
+    this.syncs++;
+    this.counted();
+    done();
   }
 
   allocate(fd: FileHandle, length: number, done: (err?: Error) => void): void {
-    const epoch = this.epoch;
-    this.defer(() => {
-      if (this.frozen || epoch !== this.epoch) return;
-      if (this.size(fd) < length) this.truncate(fd, length);
-      this.fsync(fd);
-      done();
-    });
+    this.defer(this.allocated.bind(this, fd, length, this.epoch, done));
+  }
+
+  private allocated(fd: FileHandle, length: number, epoch: number, done: (err?: Error) => void): void {
+    if (this.frozen || epoch !== this.epoch) return;
+    if (this.size(fd) < length) this.truncate(fd, length);
+    this.fsync(fd);
+    done();
   }
 
   rename(from: string, to: string): void {
@@ -286,17 +421,35 @@ export class MemoryFileSystem implements FileSystem {
 
   remove(path: string): void {
     this.checkAlive(path);
-    if (this.names.delete(path)) this.counted();
+    const inode = this.names.get(path);
+    if (!inode) return;
+    this.names.delete(path);
+    this.counted();
+    if (this.isGone(inode)) inode.release();
+  }
+
+  /** Whether nothing refers to `inode` any more: no name (durable or not) and no open handle. */
+  private isGone(inode: Inode): boolean {
+    for (const i of this.names.values()) if (i === inode) return false;
+    for (const i of this.durableNames.values()) if (i === inode) return false;
+    for (const h of this.handles.values()) if (h.inode === inode) return false;
+    return true;
   }
 
   syncDir(dir: string): void {
     this.checkAlive(dir);
     const prefix = dir.endsWith('/') ? dir : `${dir}/`;
-    const inDir = (name: string) => name.startsWith(prefix) && !name.slice(prefix.length).includes('/');
-    for (const name of [...this.durableNames.keys()]) {
-      if (inDir(name) && !this.names.has(name)) this.durableNames.delete(name);
+    const inDir = (name: string) => name.startsWith(prefix) && name.indexOf('/', prefix.length) === -1;
+    const dropped: Inode[] = [];
+    for (const [name, inode] of this.durableNames) {
+      // (Deleting the current key while iterating a Map is safe.)
+      if (!this.names.has(name) && inDir(name)) {
+        this.durableNames.delete(name);
+        dropped.push(inode);
+      }
     }
     for (const [name, inode] of this.names) if (inDir(name)) this.durableNames.set(name, inode);
+    for (const inode of dropped) if (this.isGone(inode)) inode.release();
     this.syncs++;
     this.counted();
   }
@@ -309,12 +462,18 @@ export class MemoryFileSystem implements FileSystem {
   crashImage(options: CrashOptions = { unsynced: 'none' }): MemoryFileSystem {
     const image = new MemoryFileSystem(this.givenDefer ? { defer: this.givenDefer } : {});
     image.dirs = new Set(this.dirs);
+    this.survivors(options, image.spares, image.names, image.durableNames);
+    return image;
+  }
+
+  /** The files a crash now would leave (see crashImage), into `names` and `durableNames`, their buffers from `spares`. */
+  private survivors(options: CrashOptions, spares: SpareBuffers, names: Map<string, Inode>, durableNames: Map<string, Inode>): void {
     const copies = new Map<Inode, Inode>();
     for (const [name, inode] of this.durableNames) {
       let copy = copies.get(inode);
       if (!copy) {
-        copy = new Inode();
-        copy.durable = new Bytes(inode.durable);
+        copy = new Inode(spares);
+        copy.durable = Bytes.copyOf(inode.durable, spares);
         if (options.unsynced === 'torn' && inode.pending.length > 0) {
           const random = options.random;
           if (!random) throw new Error('a torn crash needs a random source');
@@ -332,20 +491,23 @@ export class MemoryFileSystem implements FileSystem {
             }
           }
         }
-        copy.current = new Bytes(copy.durable);
+        copy.current = Bytes.copyOf(copy.durable, spares);
         copies.set(inode, copy);
       }
-      image.names.set(name, copy);
-      image.durableNames.set(name, copy);
+      names.set(name, copy);
+      durableNames.set(name, copy);
     }
-    return image;
   }
 
   /** Crashes in place: what crashImage would return replaces this disk's contents. Open handles die. */
   crash(options: CrashOptions = { unsynced: 'none' }): void {
-    const image = this.crashImage(options);
-    this.names = image.names;
-    this.durableNames = image.durableNames;
+    const names = new Map<string, Inode>();
+    const durableNames = new Map<string, Inode>();
+    this.survivors(options, this.spares, names, durableNames);
+    // The files as they were are gone: the survivors need not copy the buffers they share when written.
+    for (const inode of new Set([...this.names.values(), ...this.durableNames.values()])) inode.release();
+    this.names = names;
+    this.durableNames = durableNames;
     this.handles.clear();
     this.queued = [];
     this.epoch++;
@@ -361,16 +523,16 @@ export class MemoryFileSystem implements FileSystem {
   peek(path: string): Uint8Array {
     const inode = this.names.get(path);
     if (!inode) throw new MemoryFsError('ENOENT', path);
-    return inode.current.buf.slice(0, inode.current.length);
+    return inode.current.copy();
   }
 
   /** Replaces a file's bytes, durably (tests: to damage a file). */
   poke(path: string, bytes: Uint8Array): void {
     const inode = this.names.get(path);
     if (!inode) throw new MemoryFsError('ENOENT', path);
-    inode.current = new Bytes();
+    inode.current = new Bytes(inode.spares);
     inode.current.apply({ kind: 'write', position: 0, data: bytes });
-    inode.durable = new Bytes(inode.current);
+    inode.durable = Bytes.copyOf(inode.current, inode.spares);
     inode.pending = [];
   }
 }

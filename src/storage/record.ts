@@ -12,7 +12,7 @@
 // below 2^53.
 
 import { type ConfState, type Entry, type EntryType, type HardState } from '../raft/types.js';
-import { checksumBytes, crc32c } from './crc.js';
+import { crc32cRange } from './crc.js';
 
 export const FRAME_HEADER_BYTES = 8;
 /** The largest payload accepted: anything larger is a damaged length field. */
@@ -87,8 +87,11 @@ function putU64(view: DataView, at: number, n: number): void {
   view.setUint32(at + 4, Math.floor(n / TWO_32), true);
 }
 
-function getU64(view: DataView, at: number): number {
-  return view.getUint32(at, true) + view.getUint32(at + 4, true) * TWO_32;
+/** Straight from the bytes: records are decoded often, and a DataView per record costs more than the read. */
+function getU64(p: Uint8Array, at: number): number {
+  const lo = (p[at]! | (p[at + 1]! << 8) | (p[at + 2]! << 16)) + p[at + 3]! * 0x1000000;
+  const hi = (p[at + 4]! | (p[at + 5]! << 8) | (p[at + 6]! << 16)) + p[at + 7]! * 0x1000000;
+  return lo + hi * TWO_32;
 }
 
 const ENTRY_TYPES: readonly EntryType[] = ['normal', 'confChange'];
@@ -103,7 +106,7 @@ export class RecordEncoder {
 
   /** `initialBytes`: the batch encoder starts big; one for a segment's few header records, small. */
   constructor(initialBytes = 64 * 1024) {
-    this.buf = checksumBytes(initialBytes);
+    this.buf = new Uint8Array(initialBytes);
     this.view = new DataView(this.buf.buffer);
   }
   /** Bytes encoded since the last reset(). */
@@ -121,7 +124,7 @@ export class RecordEncoder {
   private reserve(payload: number): number {
     const need = this.length + FRAME_HEADER_BYTES + padded(payload);
     if (need > this.buf.length) {
-      const next = checksumBytes(Math.max(need, this.buf.length * 2));
+      const next = new Uint8Array(Math.max(need, this.buf.length * 2));
       next.set(this.buf.subarray(0, this.length));
       this.buf = next;
       this.view = new DataView(next.buffer);
@@ -136,7 +139,7 @@ export class RecordEncoder {
 
   /** Seals the record at `at`: writes its CRC and moves past it. Returns the record's offset. */
   private finish(at: number, payload: number): number {
-    const crc = crc32c(this.buf.subarray(at + 4, at + FRAME_HEADER_BYTES + payload));
+    const crc = crc32cRange(this.buf, at + 4, at + FRAME_HEADER_BYTES + payload);
     this.view.setUint32(at, crc, true);
     this.length = at + FRAME_HEADER_BYTES + padded(payload);
     return at;
@@ -248,7 +251,7 @@ export function readFrame(buf: Uint8Array, view: DataView, at: number, end: numb
   if (length > MAX_PAYLOAD_BYTES) return { ok: false, problem: 'length' };
   const size = FRAME_HEADER_BYTES + padded(length);
   if (at + FRAME_HEADER_BYTES + length > end) return { ok: false, problem: 'truncated' };
-  if (crc32c(buf.subarray(at + 4, at + FRAME_HEADER_BYTES + length)) !== crc) return { ok: false, problem: 'checksum' };
+  if (crc32cRange(buf, at + 4, at + FRAME_HEADER_BYTES + length) !== crc) return { ok: false, problem: 'checksum' };
   if (!isZero(buf, at + FRAME_HEADER_BYTES + length, Math.min(at + size, end))) return { ok: false, problem: 'padding' };
   return { ok: true, payload: buf.subarray(at + FRAME_HEADER_BYTES, at + FRAME_HEADER_BYTES + length), size };
 }
@@ -281,23 +284,32 @@ function need(p: Uint8Array, n: number, what: string): void {
 /** The index and term of an entry record, without copying its data (recovery's fast path). */
 export function entryIndexTerm(p: Uint8Array): { index: number; term: number } {
   need(p, 18, 'entry');
-  const v = payloadView(p);
-  return { index: getU64(v, 1), term: getU64(v, 9) };
+  return { index: getU64(p, 1), term: getU64(p, 9) };
+}
+
+/** The index of an entry record, without decoding the rest (reading back: entries passed over). */
+export function entryIndex(p: Uint8Array): number {
+  need(p, 18, 'entry');
+  return getU64(p, 1);
+}
+
+/** Decodes an entry record's payload (type RECORD_ENTRY); the data is copied, so `p` may be reused. */
+export function decodeEntryRecord(p: Uint8Array): Entry {
+  need(p, 18, 'entry');
+  const type = ENTRY_TYPES[p[17]!];
+  if (type === undefined) throw new MalformedRecordError(`entry type ${p[17]}`);
+  // A copy even if `p` is a Buffer (whose own slice() would share the bytes).
+  const data = Uint8Array.prototype.slice.call(p, 18);
+  return { index: getU64(p, 1), term: getU64(p, 9), type, data };
 }
 
 /** Decodes a payload; entry data is copied, so `p` may be reused. */
 export function decodePayload(p: Uint8Array): WalRecord {
-  const v = payloadView(p);
+  if (p[0] === RECORD_ENTRY) return { type: 'entry', entry: decodeEntryRecord(p) };
   switch (p[0]) {
-    case RECORD_ENTRY: {
-      need(p, 18, 'entry');
-      const type = ENTRY_TYPES[p[17]!];
-      if (type === undefined) throw new MalformedRecordError(`entry type ${p[17]}`);
-      return { type: 'entry', entry: { index: getU64(v, 1), term: getU64(v, 9), type, data: new Uint8Array(p.subarray(18)) } };
-    }
     case RECORD_HARD_STATE:
       need(p, 25, 'hard state');
-      return { type: 'hardState', hardState: { term: getU64(v, 1), vote: getU64(v, 9), commit: getU64(v, 17) } };
+      return { type: 'hardState', hardState: { term: getU64(p, 1), vote: getU64(p, 9), commit: getU64(p, 17) } };
     case RECORD_SNAPSHOT: {
       need(p, 18, 'snapshot');
       if (p[17]! > 1) throw new MalformedRecordError(`snapshot record flag ${p[17]}`);
@@ -307,7 +319,7 @@ export function decodePayload(p: Uint8Array): WalRecord {
       } catch {
         throw new MalformedRecordError('snapshot record with an unreadable configuration');
       }
-      return { type: 'snapshot', index: getU64(v, 1), term: getU64(v, 9), reset: p[17] === 1, confState };
+      return { type: 'snapshot', index: getU64(p, 1), term: getU64(p, 9), reset: p[17] === 1, confState };
     }
     case RECORD_HEADER: {
       const magic = textEncoder.encode(WAL_MAGIC);
@@ -316,24 +328,25 @@ export function decodePayload(p: Uint8Array): WalRecord {
         throw new MalformedRecordError('not a raftkv write-ahead log segment');
       }
       const q = 1 + magic.length;
+      const v = payloadView(p);
       const clusterLength = v.getUint16(q + 34, true);
       need(p, q + 36 + clusterLength, 'header');
       return {
         type: 'header',
         version: v.getUint16(q, true),
-        memberId: getU64(v, q + 2),
-        seq: getU64(v, q + 10),
-        firstIndex: getU64(v, q + 18),
-        segmentBytes: getU64(v, q + 26),
+        memberId: getU64(p, q + 2),
+        seq: getU64(p, q + 10),
+        firstIndex: getU64(p, q + 18),
+        segmentBytes: getU64(p, q + 26),
         clusterId: decodeText(p.subarray(q + 36, q + 36 + clusterLength), 'cluster id'),
       };
     }
     case RECORD_SEAL:
       need(p, 9, 'seal');
-      return { type: 'seal', nextSeq: getU64(v, 1) };
+      return { type: 'seal', nextSeq: getU64(p, 1) };
     case RECORD_FLUSH:
       need(p, 9, 'flush');
-      return { type: 'flush', seq: getU64(v, 1) };
+      return { type: 'flush', seq: getU64(p, 1) };
     default:
       throw new MalformedRecordError(`unknown record type ${p[0]}`);
   }

@@ -4,7 +4,6 @@
 // names its WAL files), so a directory listing sorts in log order and says
 // where each segment starts without opening it.
 
-import { checksumBytes } from './crc.js';
 import { type FileSystem, type FileHandle, joinPath } from './fs.js';
 import { SECTOR_BYTES } from './memoryFs.js';
 import { FRAME_HEADER_BYTES, type FrameProblem, MAX_PAYLOAD_BYTES, RECORD_FLUSH, isZero, padded, readFrame } from './record.js';
@@ -38,7 +37,12 @@ export function listSegments(fs: FileSystem, dir: string): SegmentFile[] {
     const s = parseSegmentName(name);
     if (s) out.push(s);
   }
-  return out.sort((a, b) => a.seq - b.seq);
+  return out.sort(bySeq);
+}
+
+/** (At module level: V8 optimizes a closure made per call again for every call that gets hot.) */
+function bySeq(a: SegmentFile, b: SegmentFile): number {
+  return a.seq - b.seq;
 }
 
 /** Why a scan stopped: the end of the file, or the first bytes that are not a record. */
@@ -74,7 +78,10 @@ export function scanSegment(
 /**
  * scanSegment on an open file, reading `chunk` bytes at a time: a size, or
  * a buffer to read into (reused across scans by a caller that scans often;
- * it is replaced, not grown, for a record larger than it).
+ * it is replaced, not grown, for a record larger than it). The first read
+ * asks for `firstRead` bytes (default: a whole chunk) and each further one
+ * for twice the last, up to the chunk: a scan expected to stop after a few
+ * records reads little more than them.
  */
 export function scanOpen(
   fs: FileSystem,
@@ -82,20 +89,23 @@ export function scanOpen(
   chunk: number | Uint8Array,
   visit: (payload: Uint8Array, offset: number) => boolean | void,
   from = 0,
+  firstRead = Infinity,
 ): ScanEnd {
   const fileSize = fs.size(fd);
-  let buf = typeof chunk === 'number' ? checksumBytes(Math.min(chunk, Math.max(fileSize - from, FRAME_HEADER_BYTES))) : chunk;
+  let buf = typeof chunk === 'number' ? new Uint8Array(Math.min(chunk, Math.max(fileSize - from, FRAME_HEADER_BYTES))) : chunk;
   let view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  /** How much the next read asks for. */
+  let readBytes = Math.max(FRAME_HEADER_BYTES, Math.min(buf.length, firstRead));
   /** File offset of buf[0]. */
   let base = from;
-  let filled = fs.read(fd, buf, base);
+  let filled = fs.read(fd, readBytes === buf.length ? buf : buf.subarray(0, readBytes), base);
   let at = 0;
 
   /** Makes buf hold `n` bytes from `at` (or all that is left of the file). */
   const ensure = (n: number): void => {
     if (at + n <= filled || base + filled >= fileSize) return;
     if (n > buf.length) {
-      const next = checksumBytes(Math.max(n, buf.length * 2));
+      const next = new Uint8Array(Math.max(n, buf.length * 2));
       next.set(buf.subarray(at, filled));
       buf = next;
       view = new DataView(buf.buffer);
@@ -105,7 +115,8 @@ export function scanOpen(
     filled -= at;
     base += at;
     at = 0;
-    filled += fs.read(fd, buf.subarray(filled), base + filled);
+    readBytes = Math.min(buf.length, readBytes * 2);
+    filled += fs.read(fd, buf.subarray(filled, Math.max(n, readBytes)), base + filled);
   };
 
   for (;;) {
@@ -163,7 +174,7 @@ export function scanTail(
   from: number,
   fileSize: number,
 ): { syncedAfter: number | undefined; dirtyEnd: number } {
-  const buf = checksumBytes(Math.min(CHUNK_BYTES, padded(Math.max(fileSize - from, FRAME_HEADER_BYTES))));
+  const buf = new Uint8Array(Math.min(CHUNK_BYTES, padded(Math.max(fileSize - from, FRAME_HEADER_BYTES))));
   const words = new Uint32Array(buf.buffer);
   const view = new DataView(buf.buffer);
   let dirtyEnd = from;
@@ -187,7 +198,7 @@ export function scanTail(
       // A candidate record: a plausible length, then the whole frame checked.
       const length = view.getUint32(at + 4, true);
       if (length === 0 || length > fileSize - offset - FRAME_HEADER_BYTES) continue;
-      const frame = checksumBytes(FRAME_HEADER_BYTES + length);
+      const frame = new Uint8Array(FRAME_HEADER_BYTES + length);
       fs.read(fd, frame, offset);
       if (!readFrame(frame, new DataView(frame.buffer), 0, frame.length).ok) continue;
       if (sawFlushEnd) return { syncedAfter: offset, dirtyEnd };

@@ -68,6 +68,11 @@ export function decodeSnapshotFile(name: string, bytes: Uint8Array): Snapshot {
   return { metadata, data: bytes.slice(HEADER_BYTES + metaLength) };
 }
 
+/** (At module level: V8 optimizes a closure made per call again for every call that gets hot.) */
+function newestFirst(a: SnapshotFile, b: SnapshotFile): number {
+  return b.index - a.index || b.term - a.term;
+}
+
 export class SnapshotStore {
   constructor(
     private readonly fs: FileSystem,
@@ -87,7 +92,7 @@ export class SnapshotStore {
       if (m) out.push({ term: parseInt(m[1]!, 16), index: parseInt(m[2]!, 16), name });
       else if (name.endsWith('.tmp') && !this.readOnly) this.fs.remove(joinPath(this.dir, name));
     }
-    return out.sort((a, b) => b.index - a.index || b.term - a.term);
+    return out.sort(newestFirst);
   }
 
   /** Writes a snapshot durably; returns its file name. */

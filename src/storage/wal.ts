@@ -21,7 +21,6 @@
 // open, naming the file, offset and index.
 
 import type { Entry, HardState } from '../raft/types.js';
-import { checksumBytes } from './crc.js';
 import { StorageInvariantError, WalClosedError, WalCorruptionError, WalIdentityError, WalWriteError } from './errors.js';
 import { type FileHandle, type FileSystem, joinPath } from './fs.js';
 import {
@@ -129,6 +128,31 @@ interface OpenSegment {
   readonly dataStart: number;
 }
 
+/** Where replay is, from record to record and segment to segment (see Wal.replayRecord). */
+interface ReplayState {
+  readonly visitor: ReplayVisitor;
+  /** The segment being read. */
+  segment: SegmentFile | undefined;
+  sawHeader: boolean;
+  sealed: boolean;
+  /** The size the segment was preallocated to, from its header. */
+  preallocated: number;
+  records: number;
+  /** The index of the last entry replayed (or of the snapshot the log restarted after). */
+  lastIndex: number;
+  sawEntry: boolean;
+  /** The damage that stopped the segment's scan. */
+  error: WalCorruptionError | undefined;
+}
+
+/** Where scanFrom is: the segment, and whether its scan met a seal or the visitor stopped it. */
+interface ReadScan {
+  seq: number;
+  readonly visit: (payload: Uint8Array, position: Position) => boolean;
+  sealed: boolean;
+  stopped: boolean;
+}
+
 /** A segment being preallocated in the background for the next rollover. */
 interface Preparing {
   readonly path: string;
@@ -137,15 +161,18 @@ interface Preparing {
 }
 
 const TEMP_SUFFIX = '.tmp';
-/** Replay reads big chunks; reading old entries back for a follower, small ones. */
+/** Replay reads big chunks; reading old entries back for a follower, small ones, starting smaller still. */
 const REPLAY_CHUNK_BYTES = 4 << 20;
 const READ_CHUNK_BYTES = 64 << 10;
+const READ_FIRST_BYTES = 4 << 10;
 
 export class Wal {
   private readonly fs: FileSystem;
   private readonly dir: string;
   private readonly segmentBytes: number;
-  private readonly encoder = new RecordEncoder();
+  private readonly encoder = new RecordEncoder(4096);
+  /** For a segment's header records and its seal (written out at once: the file system copies them). */
+  private readonly segmentEncoder = new RecordEncoder(512);
   private segments: SegmentFile[] = [];
   private current!: OpenSegment;
   private preparing: Preparing | undefined;
@@ -223,85 +250,42 @@ export class Wal {
         );
       }
     }
-    let records = 0;
     let bytes = 0;
+    /** One buffer for every segment: as big as the largest (up to a chunk), allocated once. */
+    let chunk: Uint8Array | undefined;
     let tornTail: RecoveryReport['tornTail'];
     let last: { segment: SegmentFile; end: number; sealed: boolean } | undefined;
-    /** The index of the last entry replayed (or of the snapshot the log restarted after). */
-    let lastIndex = 0;
-    let sawEntry = false;
+    const state: ReplayState = {
+      visitor,
+      segment: undefined,
+      sawHeader: false,
+      sealed: false,
+      preallocated: 0,
+      records: 0,
+      lastIndex: 0,
+      sawEntry: false,
+      error: undefined,
+    };
+    // The visitor is a method: a closure made per replay (or per segment)
+    // would be compiled again by V8 for every replay that gets hot.
+    const visit = this.replayRecord.bind(this, state);
 
     for (let i = 0; i < segments.length; i++) {
       const segment = segments[i]!;
       const isLast = i === segments.length - 1;
       const path = this.path(segment.name);
       let fd: FileHandle | undefined = fs.open(path, false);
-      let sealed = false;
-      let sawHeader = false;
-      /** The size the segment was preallocated to, from its header. */
-      let preallocated = 0;
+      state.segment = segment;
+      state.sealed = false;
+      state.sawHeader = false;
+      state.preallocated = 0;
+      state.error = undefined;
       try {
-        let recordError: WalCorruptionError | undefined;
-        const scan = scanOpen(fs, fd, REPLAY_CHUNK_BYTES, (payload, offset) => {
-          const loc = { file: segment.name, offset, index: lastIndex + 1 };
-          try {
-            if (!sawHeader) {
-              preallocated = this.checkHeader(segment, payload, offset);
-              sawHeader = true;
-              return true;
-            }
-            if (sealed) throw new WalCorruptionError(loc, 'a record follows the seal');
-            records++;
-            switch (payload[0]) {
-              case RECORD_ENTRY: {
-                const { index, term } = entryIndexTerm(payload);
-                // Only the first entry replayed may start anywhere (the
-                // segments before it were released after a snapshot).
-                if (sawEntry && index > lastIndex + 1) {
-                  throw new WalCorruptionError({ ...loc, index }, `entry ${index} follows entry ${lastIndex}: the log has a gap`);
-                }
-                if (index < 1) throw new WalCorruptionError({ ...loc, index }, 'entry index 0');
-                lastIndex = index;
-                sawEntry = true;
-                visitor.entry(index, term, payload, packPosition(segment.seq, offset));
-                break;
-              }
-              case RECORD_HARD_STATE:
-              case RECORD_SNAPSHOT: {
-                const r = decodePayload(payload);
-                if (r.type === 'hardState') {
-                  this.hardState = r.hardState;
-                  visitor.hardState(r.hardState);
-                } else if (r.type === 'snapshot') {
-                  this.marker = r;
-                  visitor.snapshot(r);
-                  if (r.reset) lastIndex = r.index;
-                }
-                break;
-              }
-              case RECORD_FLUSH:
-                break;
-              case RECORD_SEAL: {
-                const r = decodePayload(payload);
-                if (r.type !== 'seal' || r.nextSeq !== segment.seq + 1) {
-                  throw new WalCorruptionError(loc, 'the seal names the wrong next segment');
-                }
-                sealed = true;
-                break;
-              }
-              default:
-                decodePayload(payload); // throws on unknown types
-                throw new WalCorruptionError(loc, `unexpected record type ${payload[0]}`);
-            }
-          } catch (err) {
-            if (err instanceof MalformedRecordError) recordError = new WalCorruptionError(loc, err.message);
-            else if (err instanceof WalCorruptionError || err instanceof WalIdentityError) recordError = err as WalCorruptionError;
-            else throw err;
-            return false;
-          }
-          return true;
-        });
-        if (recordError) throw recordError;
+        const size = Math.min(REPLAY_CHUNK_BYTES, Math.max(fs.size(fd), FRAME_HEADER_BYTES));
+        if (chunk === undefined || chunk.length < size) chunk = new Uint8Array(Math.min(REPLAY_CHUNK_BYTES, Math.max(size, 2 * (chunk?.length ?? 0))));
+        const scan = scanOpen(fs, fd, chunk, visit);
+        const { sealed, sawHeader, preallocated, lastIndex } = state;
+        if (state.error) throw state.error;
         bytes += scan.end;
         if (!sawHeader) {
           // The header is the first thing written to a segment, synced with the
@@ -354,15 +338,15 @@ export class Wal {
     }
 
     this.segments = segments;
-    this.lastIndex = lastIndex;
-    const report = { segments: this.segments.length, records, bytes, ...(tornTail ? { tornTail } : {}), leftovers };
+    this.lastIndex = state.lastIndex;
+    const report = { segments: this.segments.length, records: state.records, bytes, ...(tornTail ? { tornTail } : {}), leftovers };
     if (readOnly) return report;
     if (!last) {
       this.startSegment(0, 1, undefined);
     } else if (last.sealed) {
       // A crash came after the seal but before the next segment was durable
       // (recovery removed what there was of it): start that segment now.
-      this.startSegment(last.segment.seq + 1, lastIndex + 1, undefined);
+      this.startSegment(last.segment.seq + 1, state.lastIndex + 1, undefined);
     } else {
       const seg = last.segment;
       if (tornTail) this.zeroTail(seg, last.end, tornTail.offset + tornTail.bytes);
@@ -371,6 +355,72 @@ export class Wal {
     }
     this.prepareNext();
     return report;
+  }
+
+  /**
+   * Replays one record of segment `s.segment` at `offset`: checks it
+   * follows from what came before, and hands it to the visitor. Returns
+   * false to stop the scan, with the damage in `s.error`.
+   */
+  private replayRecord(s: ReplayState, payload: Uint8Array, offset: number): boolean {
+    const segment = s.segment!;
+    const at = (index = s.lastIndex + 1) => ({ file: segment.name, offset, index });
+    try {
+      if (!s.sawHeader) {
+        s.preallocated = this.checkHeader(segment, payload, offset);
+        s.sawHeader = true;
+        return true;
+      }
+      if (s.sealed) throw new WalCorruptionError(at(), 'a record follows the seal');
+      s.records++;
+      switch (payload[0]) {
+        case RECORD_ENTRY: {
+          const { index, term } = entryIndexTerm(payload);
+          // Only the first entry replayed may start anywhere (the
+          // segments before it were released after a snapshot).
+          if (s.sawEntry && index > s.lastIndex + 1) {
+            throw new WalCorruptionError(at(index), `entry ${index} follows entry ${s.lastIndex}: the log has a gap`);
+          }
+          if (index < 1) throw new WalCorruptionError(at(index), 'entry index 0');
+          s.lastIndex = index;
+          s.sawEntry = true;
+          s.visitor.entry(index, term, payload, packPosition(segment.seq, offset));
+          break;
+        }
+        case RECORD_HARD_STATE:
+        case RECORD_SNAPSHOT: {
+          const r = decodePayload(payload);
+          if (r.type === 'hardState') {
+            this.hardState = r.hardState;
+            s.visitor.hardState(r.hardState);
+          } else if (r.type === 'snapshot') {
+            this.marker = r;
+            s.visitor.snapshot(r);
+            if (r.reset) s.lastIndex = r.index;
+          }
+          break;
+        }
+        case RECORD_FLUSH:
+          break;
+        case RECORD_SEAL: {
+          const r = decodePayload(payload);
+          if (r.type !== 'seal' || r.nextSeq !== segment.seq + 1) {
+            throw new WalCorruptionError(at(), 'the seal names the wrong next segment');
+          }
+          s.sealed = true;
+          break;
+        }
+        default:
+          decodePayload(payload); // throws on unknown types
+          throw new WalCorruptionError(at(), `unexpected record type ${payload[0]}`);
+      }
+    } catch (err) {
+      if (err instanceof MalformedRecordError) s.error = new WalCorruptionError(at(), err.message);
+      else if (err instanceof WalCorruptionError || err instanceof WalIdentityError) s.error = err as WalCorruptionError;
+      else throw err;
+      return false;
+    }
+    return true;
   }
 
   /** Checks a segment's header against the log's owner and the file name; returns the preallocated size. */
@@ -454,7 +504,8 @@ export class Wal {
     }
     this.fs.syncDir(this.dir);
     this.segments.push({ seq, firstIndex, name });
-    const enc = new RecordEncoder(512);
+    const enc = this.segmentEncoder;
+    enc.reset();
     const owner = this.owner!;
     enc.header({ clusterId: owner.clusterId, memberId: owner.memberId, seq, firstIndex, segmentBytes: this.segmentBytes });
     if (this.hardState) enc.hardState(this.hardState);
@@ -468,7 +519,8 @@ export class Wal {
   /** Seals the current segment durably and moves to the next. */
   private rollover(): void {
     const old = this.current;
-    const enc = new RecordEncoder(64);
+    const enc = this.segmentEncoder;
+    enc.reset();
     enc.seal(old.seq + 1);
     this.fs.write(old.fd, enc.bytes(), old.offset);
     this.fs.fsync(old.fd);
@@ -489,14 +541,17 @@ export class Wal {
     const fd = this.fs.create(path);
     const p: Preparing = { path, fd, ready: false };
     this.preparing = p;
-    this.fs.allocate(fd, this.segmentBytes, (err) => {
-      if (this.closed || err) {
-        // Not needed any more (or failed: rollover will create one directly).
-        this.discard(p);
-        return;
-      }
-      p.ready = true;
-    });
+    this.fs.allocate(fd, this.segmentBytes, this.prepared.bind(this, p));
+  }
+
+  /** The preallocation of `p` ended. */
+  private prepared(p: Preparing, err?: Error): void {
+    if (this.closed || err) {
+      // Not needed any more (or failed: rollover will create one directly).
+      this.discard(p);
+      return;
+    }
+    p.ready = true;
   }
 
   private discard(p: Preparing): void {
@@ -561,21 +616,24 @@ export class Wal {
     }
     this.syncing = true;
     this.stats.syncs++;
-    this.fs.datasync(this.current.fd, (err) => {
-      if (err) {
-        this.syncing = false;
-        this.fail(new WalWriteError(this.current.path, err), items);
-        return;
-      }
-      // Still "syncing" while the callbacks run: what they append (the next
-      // Ready's batch, typically) queues, and goes out in one flush after.
-      try {
-        for (const item of items) item.done(undefined, item.positions);
-      } finally {
-        this.syncing = false;
-        if (this.queue.length > 0 && !this.closed && !this.failure) this.flush();
-      }
-    });
+    this.fs.datasync(this.current.fd, this.synced.bind(this, items));
+  }
+
+  /** The fdatasync covering `items` returned. */
+  private synced(items: Pending[], err?: Error): void {
+    if (err) {
+      this.syncing = false;
+      this.fail(new WalWriteError(this.current.path, err), items);
+      return;
+    }
+    // Still "syncing" while the callbacks run: what they append (the next
+    // Ready's batch, typically) queues, and goes out in one flush after.
+    try {
+      for (const item of items) item.done(undefined, item.positions);
+    } finally {
+      this.syncing = false;
+      if (this.queue.length > 0 && !this.closed && !this.failure) this.flush();
+    }
   }
 
   private encode(item: Pending): void {
@@ -640,28 +698,30 @@ export class Wal {
    * false or the log ends.
    */
   scanFrom(position: Position, visit: (payload: Uint8Array, position: Position) => boolean): void {
-    let seq = positionSeq(position);
+    const scan: ReadScan = { seq: positionSeq(position), visit, sealed: false, stopped: false };
+    const record = this.readRecord.bind(this, scan);
     let offset = positionOffset(position);
     for (;;) {
-      let sealed = false;
-      let stopped = false;
-      const s = seq;
-      this.readBuffer ??= checksumBytes(READ_CHUNK_BYTES);
-      scanOpen(this.fs, this.reader(s), this.readBuffer, (payload, at) => {
-        if (payload[0] === RECORD_SEAL) {
-          sealed = true;
-          return false;
-        }
-        if (!visit(payload, packPosition(s, at))) {
-          stopped = true;
-          return false;
-        }
-        return true;
-      }, offset);
-      if (stopped || !sealed) return;
-      seq++;
+      scan.sealed = false;
+      this.readBuffer ??= new Uint8Array(READ_CHUNK_BYTES);
+      scanOpen(this.fs, this.reader(scan.seq), this.readBuffer, record, offset, READ_FIRST_BYTES);
+      if (scan.stopped || !scan.sealed) return;
+      scan.seq++;
       offset = 0;
     }
+  }
+
+  /** scanFrom's visitor: passes records on, and notes a seal (the log goes on in the next segment). */
+  private readRecord(scan: ReadScan, payload: Uint8Array, at: number): boolean {
+    if (payload[0] === RECORD_SEAL) {
+      scan.sealed = true;
+      return false;
+    }
+    if (!scan.visit(payload, packPosition(scan.seq, at))) {
+      scan.stopped = true;
+      return false;
+    }
+    return true;
   }
 
   /**

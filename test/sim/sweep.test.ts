@@ -53,3 +53,31 @@ test('bad flags are refused with a message naming them', () => {
     assert.match(r.stderr, pattern);
   }
 });
+
+test('a run too short after the heal to require liveness says so, in its stats, its summary and a sweep', () => {
+  const short = new Simulator({ seed: 5, ticks: 600 }).run();
+  assert.equal(short.violation, undefined);
+  assert.equal(short.stats.liveness, 'not checked');
+  assert.match(short.stats.livenessNote ?? '', /ended 240 ticks after the heal, before the bound of 400 ticks.*998 ticks or more/);
+  const long = new Simulator({ seed: 5, ticks: 1000 }).run();
+  assert.equal(long.violation, undefined);
+  assert.deepEqual([long.stats.liveness, long.stats.livenessNote], ['ok', undefined]);
+  const one = spawnSync(process.execPath, [cli, 'sim', '--seed', '5', '--ticks', '600'], { encoding: 'utf8' });
+  assert.match(one.stdout, /after the heal: .*liveness NOT CHECKED: the run ended 240 ticks after the heal/);
+  const sweep = spawnSync(process.execPath, [cli, 'sim', '--seeds', '1-4', '--ticks', '600', '--quiet'], { encoding: 'utf8' });
+  assert.equal(sweep.status, 0, sweep.stdout + sweep.stderr);
+  assert.match(sweep.stdout, /0 failed; .*liveness NOT CHECKED in 4 seeds/);
+});
+
+test('some seeds draw a session TTL short enough that sessions expire, and every invariant still holds', () => {
+  let expired = 0;
+  let short = 0;
+  for (let seed = 1; seed <= 12; seed++) {
+    const r = new Simulator({ seed }).run();
+    assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation?.property}: ${r.violation?.detail}`);
+    if (r.swarm.sessionTtlUs <= 2_000_000) short++;
+    expired += r.stats.sessionsExpired;
+  }
+  assert.ok(short > 0 && short < 12, `${short} of 12 seeds drew a short TTL`);
+  assert.ok(expired > 0, 'sessions expired');
+});

@@ -264,3 +264,112 @@ describe('crash consistency', () => {
     });
   }
 });
+
+describe('MemoryFileSystem', () => {
+  const bytes = (...xs: number[]) => new Uint8Array(xs);
+  /** A disk with /d/f holding [1, 2, 3] synced and [9] written after at offset 3, unsynced. */
+  function disk(): MemoryFileSystem {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    const fd = fs.create('/d/f');
+    fs.write(fd, bytes(1, 2, 3), 0);
+    fs.fsync(fd);
+    fs.syncDir('/d');
+    fs.write(fd, bytes(9), 3);
+    return fs;
+  }
+
+  it('a crash keeps what was synced; reads saw the unsynced write before it', () => {
+    const fs = disk();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 9));
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3));
+  });
+
+  it('keeps a written buffer as it was when written, though the caller reuses it', () => {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    const fd = fs.create('/d/f');
+    const buf = bytes(1, 2, 3, 4);
+    fs.write(fd, buf, 0);
+    buf.fill(7);
+    fs.fsync(fd);
+    fs.syncDir('/d');
+    buf.fill(8);
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 4));
+  });
+
+  it('reads zeros where a file was extended or written past its end, also after a cut and a crash', () => {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    const fd = fs.create('/d/f');
+    fs.write(fd, bytes(1, 2, 3, 4, 5, 6), 0);
+    fs.truncate(fd, 3);
+    fs.truncate(fd, 8); // what was cut comes back as zeros
+    fs.write(fd, bytes(7), 10); // a hole of zeros before it
+    assert.equal(fs.size(fd), 11);
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 7));
+    const part = new Uint8Array([9, 9, 9, 9, 9]);
+    assert.equal(fs.read(fd, part, 2), 5);
+    assert.deepEqual(part, bytes(3, 0, 0, 0, 0), 'a read overwrites the whole of what it returns');
+    fs.fsync(fd);
+    fs.syncDir('/d');
+    fs.truncate(fd, 1 << 20); // preallocated: reads as zeros, takes no memory until written
+    fs.write(fd, bytes(8), 12);
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 7));
+    const again = fs.open('/d/f', true);
+    fs.truncate(again, 16);
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 0, 0, 0, 0, 0, 0, 0, 7, 0, 0, 0, 0, 0));
+  });
+
+  it('a file created after another was removed reads only what was written to it (buffers of removed files are reused)', () => {
+    const fs = new MemoryFileSystem();
+    fs.mkdirp('/d');
+    for (let round = 0; round < 3; round++) {
+      const old = fs.create('/d/old');
+      fs.truncate(old, 8192);
+      fs.write(old, new Uint8Array(8192).fill(0xee), 0);
+      fs.fsync(old);
+      fs.syncDir('/d');
+      const image = fs.crashImage(); // shares the old file's bytes
+      fs.close(old);
+      fs.remove('/d/old');
+      fs.syncDir('/d');
+      const fresh = fs.create('/d/new');
+      fs.truncate(fresh, 8192);
+      fs.write(fresh, bytes(1, 2, 3), 100);
+      const got = fs.peek('/d/new');
+      assert.equal(got.length, 8192);
+      assert.deepEqual(got.subarray(99, 104), bytes(0, 1, 2, 3, 0));
+      assert.ok(got.every((b, i) => b === 0 || (i >= 100 && i < 103)), `round ${round}: nothing of the removed file shows`);
+      assert.ok(image.peek('/d/old').every((b) => b === 0xee), `round ${round}: an image taken before keeps the removed file`);
+      fs.fsync(fresh);
+      fs.close(fresh);
+      fs.remove('/d/new');
+      fs.syncDir('/d');
+    }
+  });
+
+  it('crash images and the disk they came from change independently (their bytes are shared until written)', () => {
+    const fs = disk();
+    const image = fs.crashImage();
+    const fd = image.open('/d/f', true);
+    image.write(fd, bytes(5), 0);
+    assert.deepEqual(image.peek('/d/f'), bytes(5, 2, 3));
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 2, 3, 9), 'the original is untouched by a write to its image');
+    const second = fs.crashImage();
+    fs.crash();
+    const fd2 = fs.open('/d/f', true);
+    fs.write(fd2, bytes(6, 6), 1);
+    fs.fsync(fd2);
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 6, 6));
+    assert.deepEqual(second.peek('/d/f'), bytes(1, 2, 3), 'an image taken before the crash is untouched by writes after it');
+    assert.deepEqual(image.peek('/d/f'), bytes(5, 2, 3));
+    image.crash();
+    assert.deepEqual(image.peek('/d/f'), bytes(1, 2, 3), 'the image crashes back to what its origin had synced');
+    fs.crash();
+    assert.deepEqual(fs.peek('/d/f'), bytes(1, 6, 6));
+  });
+});
