@@ -162,3 +162,78 @@ export type FeedMessage =
   | { readonly type: 'status'; readonly now: number; readonly member: MemberView; readonly rates: readonly RateView[] }
   /** Something happened on this member. */
   | { readonly type: 'event'; readonly event: TimelineEvent };
+
+/** A client command of the explainers' key-value state machine. */
+export type KvCommandView =
+  | { readonly op: 'set'; readonly key: string; readonly value: string }
+  | { readonly op: 'get'; readonly key: string }
+  | { readonly op: 'del'; readonly key: string }
+  | { readonly op: 'inc'; readonly key: string };
+
+/** A client request sent from the sandbox and what became of it. */
+export interface ClientRequestView {
+  readonly id: number;
+  readonly command: KvCommandView;
+  /** The node the request was sent to first. */
+  readonly sentTo: string;
+  readonly sentAt: number;
+  /** pending until answered; ok with the result; failed with the reason (e.g. no leader). */
+  readonly status: 'pending' | 'ok' | 'failed';
+  readonly result?: string;
+  readonly answeredAt?: number;
+  /** How many times the client sent it (a retry after a timeout keeps the request id: applied once). */
+  readonly attempts: number;
+}
+
+/**
+ * What the page can do to the simulator running in it (implemented by
+ * src/sim/sandbox.ts). Times are simulated milliseconds. Every action is
+ * recorded, so a run is the seed plus the actions at their times: a URL can
+ * carry both and replay it exactly.
+ */
+export interface SandboxControls {
+  readonly seed: number;
+  /** Simulated time now. */
+  readonly now: number;
+  /** Runs every event due up to now + ms (the page calls it per frame, scaled by the speed slider). */
+  advance(ms: number): void;
+  /** Processes exactly one event (pause and step); returns its description, or undefined if none is due. */
+  stepEvent(): string | undefined;
+  view(): ClusterView;
+  timeline(): readonly TimelineEvent[];
+  /** Recent happenings in words, newest last (the event log beside the drawing). */
+  log(): readonly string[];
+  requests(): readonly ClientRequestView[];
+  /** A safety property the checker found violated (never, unless Raft is broken). */
+  violation(): string | undefined;
+
+  crash(node: string): void;
+  restart(node: string): void;
+  /** Cuts the link from -> to only (one-way); call twice for both ways. */
+  cutLink(from: string, to: string): void;
+  restoreLink(from: string, to: string): void;
+  /** Cuts every link between the group and the rest, both ways. */
+  isolate(nodes: readonly string[]): void;
+  heal(): void;
+  /** Probability in [0, 1) that a message is lost. */
+  setLoss(rate: number): void;
+  /** Sends a client request to a node (any node: a follower forwards it); returns the request id. */
+  request(command: KvCommandView, to?: string): number;
+  /** Adds a new node (as a learner, then promoted) or removes one, by joint consensus. */
+  addNode(): string;
+  removeNode(node: string): void;
+  transferLeader(to: string): void;
+  /** The node takes a snapshot of its state machine and compacts its log. */
+  snapshot(node: string): void;
+  /** The node's election timer fires now (to show a stale node campaigning). */
+  campaign(node: string): void;
+  /** The actions taken so far, for a shareable URL: replaying them on the same seed gives the same run. */
+  actions(): readonly SandboxAction[];
+}
+
+/** One recorded user action, at the simulated time it was taken. */
+export interface SandboxAction {
+  readonly at: number;
+  readonly action: string;
+  readonly args: readonly (string | number)[];
+}
