@@ -229,6 +229,43 @@ export interface SandboxControls {
   campaign(node: string): void;
   /** The actions taken so far, for a shareable URL: replaying them on the same seed gives the same run. */
   actions(): readonly SandboxAction[];
+  /** The guided scenario this sandbox runs, if any, and where it has got to. */
+  story(): StoryProgress | undefined;
+}
+
+/** A guided scenario: a seed and a script of actions with a caption per step. */
+export interface StoryInfo {
+  readonly id: string;
+  readonly title: string;
+  /** One or two sentences: what the story shows and which rule it teaches. */
+  readonly summary: string;
+}
+
+export interface StoryProgress {
+  readonly story: StoryInfo;
+  /** Steps reached so far (1-based; 0 before the first). */
+  readonly step: number;
+  readonly steps: number;
+  /** The captions of the steps reached, oldest first; the last one is current. */
+  readonly captions: readonly string[];
+  readonly done: boolean;
+}
+
+/**
+ * How the page creates a sandbox (src/sim/sandbox.ts exports
+ * `createSandbox(options: SandboxOptions): SandboxControls` and
+ * `STORIES: readonly StoryInfo[]`).
+ */
+export interface SandboxOptions {
+  readonly seed: number;
+  /** 3 to 7 (a story fixes its own). */
+  readonly nodes: number;
+  /** Initial message loss rate in [0, 1). */
+  readonly loss?: number;
+  /** Run this guided scenario (StoryInfo.id). */
+  readonly story?: string;
+  /** Replay these recorded actions (from a shared URL). */
+  readonly actions?: readonly SandboxAction[];
 }
 
 /** One recorded user action, at the simulated time it was taken. */
