@@ -7,7 +7,7 @@
 // too (sandbox mode). Fails loudly: any error exits non-zero.
 
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -17,7 +17,9 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'dist', 'ui');
 const started = Date.now();
 
-const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+// The compiler's bin (TypeScript's package exports do not expose the path).
+const tsPackage = createRequire(import.meta.url).resolve('typescript/package.json');
+const tsc = join(dirname(tsPackage), JSON.parse(readFileSync(tsPackage, 'utf8')).bin.tsc);
 const check = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.ui.json')], { stdio: 'inherit' });
 if (check.status !== 0) {
   console.error('build-ui: the page does not type-check (tsconfig.ui.json)');
@@ -65,6 +67,7 @@ writeFileSync(
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>raftkv visualiser</title>
+<link rel="icon" href="data:,">
 <link rel="stylesheet" href="app.css">
 </head>
 <body>
@@ -75,5 +78,7 @@ writeFileSync(
 `,
 );
 
-const bytes = Object.values(result.metafile.outputs).reduce((n, o) => n + o.bytes, 0);
-console.log(`build-ui: dist/ui/ (${(bytes / 1024).toFixed(0)} KiB) in ${Date.now() - started} ms`);
+const sizes = Object.entries(result.metafile.outputs)
+  .filter(([file]) => !file.endsWith('.map'))
+  .map(([file, o]) => `${file.split('/').pop()} ${(o.bytes / 1024).toFixed(0)} KiB`);
+console.log(`build-ui: dist/ui/ (${sizes.join(', ')}) in ${Date.now() - started} ms`);

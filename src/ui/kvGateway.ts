@@ -1,7 +1,8 @@
 // The key-value panel's requests to a member: etcd 3.4's JSON gateway
 // (grpc-gateway: bytes fields base64, int64 fields as strings, snake_case),
 // POST /v3/kv/range, /v3/kv/put, /v3/kv/deleterange, and raftkv's
-// POST /v3/kv/inc. Builders and parsers only; the page does the fetch.
+// POST /v3/kv/inc ({key, delta} -> {header, value, kv}; docs/server.md).
+// Builders and parsers only; the page does the fetch.
 
 export class GatewayError extends Error {
   readonly code = 'UI_GATEWAY_ERROR';
@@ -99,7 +100,7 @@ export function deleteRequest(key: string): GatewayRequest {
 }
 
 export function incRequest(key: string): GatewayRequest {
-  return { path: '/v3/kv/inc', body: { key: requireKey(key) } };
+  return { path: '/v3/kv/inc', body: { key: requireKey(key), delta: '1' } };
 }
 
 function requireKey(key: string): string {
@@ -134,20 +135,11 @@ export function parseRevision(json: unknown): number {
   return int(object(body['header'] ?? {})['revision']);
 }
 
-/** The new value of an inc response: its `value` (base64) if any, else the raw JSON. */
-export function parseInc(json: unknown): string {
+/** The value after an increment: an int64 (a string; left out when 0, as jsonpb does). */
+export function parseInc(json: unknown): number {
   const body = object(json);
   checkError(body);
-  const value = body['value'];
-  if (typeof value === 'string') {
-    try {
-      return text(value);
-    } catch {
-      return value;
-    }
-  }
-  if (typeof value === 'number') return String(value);
-  return JSON.stringify(body);
+  return int(body['value']);
 }
 
 function parseKv(raw: unknown): KeyValue {

@@ -39,7 +39,7 @@ describe('requests', () => {
     assert.deepEqual(getRequest('k'), { path: '/v3/kv/range', body: { key: b64('k') } });
     assert.deepEqual(putRequest('k', 'v ✓'), { path: '/v3/kv/put', body: { key: b64('k'), value: b64('v ✓') } });
     assert.deepEqual(deleteRequest('k'), { path: '/v3/kv/deleterange', body: { key: b64('k') } });
-    assert.deepEqual(incRequest('n'), { path: '/v3/kv/inc', body: { key: b64('n') } });
+    assert.deepEqual(incRequest('n'), { path: '/v3/kv/inc', body: { key: b64('n'), delta: '1' } });
     assert.throws(() => putRequest('', 'v'), /a key is required/);
   });
 });
@@ -70,8 +70,9 @@ describe('responses', () => {
     assert.equal(parseRevision({ header: { revision: '8' } }), 8);
     assert.equal(parseDelete({ header: { revision: '9' }, deleted: '1' }), 1);
     assert.equal(parseDelete({ header: { revision: '9' } }), 0);
-    assert.equal(parseInc({ header: { revision: '10' }, value: b64('42') }), '42');
-    assert.equal(parseInc({ value: 42 }), '42');
+    assert.equal(parseInc({ header: { revision: '10' }, value: '42', kv: { key: b64('n'), value: b64('42') } }), 42);
+    assert.equal(parseInc({ header: { revision: '10' }, kv: { key: b64('n') } }), 0, 'zero is left out');
+    assert.equal(parseInc({ value: -3 }), -3);
   });
 
   it('turns a gateway error into a GatewayError with its message', () => {

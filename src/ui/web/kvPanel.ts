@@ -104,7 +104,7 @@ export class KvPanel {
 
   private inc(): Promise<void> {
     return this.run(async () => {
-      const value = parseInc(await this.call(() => incRequest(this.key.value)));
+      const value = String(parseInc(await this.call(() => incRequest(this.key.value))));
       this.value.value = value;
       return `${this.key.value} is now ${value}`;
     });

@@ -73,10 +73,10 @@ export class LogsPanel {
       let fg = '';
       let title = '';
       if (index > hi || index > m.lastIndex) {
-        cls += ' empty';
+        cls += ' vacant';
       } else if (entry) {
         cls += index <= m.commitIndex ? ' committed' : ' uncommitted';
-        if (entry.kind !== 'normal') cls += ` ${entry.kind}`;
+        if (entry.kind !== 'normal') cls += ` kind-${entry.kind}`;
         text = `${entry.kind === 'conf' ? 'C' : entry.kind === 'empty' ? '∅' : ''}${entry.term}`;
         bg = termColor(entry.term);
         fg = termTextColor(entry.term);
