@@ -75,6 +75,8 @@ function main(): void {
       }
       views.set(next, view);
     }
+    if (next === 'live') history.replaceState(null, '', '#mode=live');
+    else shortcuts?.writeUrl();
     current = view;
     body.replaceChildren(view.element);
     document.body.dataset['mode'] = next;

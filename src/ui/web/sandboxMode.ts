@@ -203,9 +203,15 @@ export class SandboxMode {
       this.options = options;
       setText(this.message, '');
     } catch (e) {
-      setText(this.message, `Cannot start: ${(e as Error).message}`);
-      if (this.sandbox) return;
-      throw e;
+      if (this.sandbox) {
+        setText(this.message, `Cannot start: ${(e as Error).message}`);
+        return;
+      }
+      // A link naming an unknown story or carrying bad actions: play freely instead.
+      this.options = { seed: options.seed, nodes: Math.min(MAX_NODES, Math.max(MIN_NODES, options.nodes)) };
+      this.sandbox = this.module.createSandbox(this.options);
+      (this.c['story'] as HTMLSelectElement).value = '';
+      setText(this.message, `Cannot replay the link (${(e as Error).message}): a fresh run instead.`);
     }
     this.timeline.reset();
     const info = this.module.STORIES.find((s) => s.id === options.story);
@@ -317,10 +323,14 @@ export class SandboxMode {
 
   private urlState(): UrlState {
     const o = this.options;
-    return { mode: 'sandbox', seed: o.seed, nodes: o.nodes, ...(o.story ? { story: o.story } : {}), ...(o.loss ? { loss: o.loss } : {}), actions: this.sandbox.actions() };
+    // While a link's actions are still being replayed, the sandbox has taken only some of them.
+    const taken = this.sandbox.actions();
+    const actions = o.actions && o.actions.length > taken.length ? o.actions : taken;
+    return { mode: 'sandbox', seed: o.seed, nodes: o.nodes, ...(o.story ? { story: o.story } : {}), ...(o.loss ? { loss: o.loss } : {}), actions };
   }
 
-  private writeUrl(): void {
+  /** Writes the run into the URL (the seed and every action so far). */
+  writeUrl(): void {
     history.replaceState(null, '', formatHash(this.urlState()));
   }
 
