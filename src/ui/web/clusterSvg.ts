@@ -310,6 +310,6 @@ export function legend(): SVGSVGElement {
       ),
     ),
   );
-  items.push(svg('text', { x: 4, y: 92, class: 'legend-note' }, 'reply refused: red outline · dropped: fades out · cut link: dashed with ✕ · ring: election timer'));
+  items.push(svg('text', { x: 4, y: 92, class: 'legend-note' }, 'refused: red dashed outline · dropped: fades out · cut link: dashed with ✕ · ring: election timer'));
   return svg('svg', { viewBox: '0 0 520 100', class: 'legend', role: 'img', 'aria-label': 'Legend of message and role shapes' }, ...items);
 }
