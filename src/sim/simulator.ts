@@ -404,7 +404,10 @@ export class Simulator implements NodeHost, ClientHost {
       if (!rd) break;
       if (rd.softState) this.observeRole(node, rd.softState);
       for (const m of rd.messages) this.send(m);
-      if (SimNode.needsDisk(rd) && !this.persist(node, rd)) break;
+      if (SimNode.needsDisk(rd) && !this.persist(node, rd)) {
+        node.applyWhileSyncing(rd);
+        break;
+      }
       this.completeReady(node, rd);
     }
     this.checker.afterEvent(node);
