@@ -380,9 +380,11 @@ export class Sandbox implements SandboxControls, StoryContext {
   view(): ClusterView {
     this.prune();
     const members = this.members.map((id) => this.memberView(this.sim.nodes.get(id)!));
-    const messages: MessageView[] = [];
-    for (const f of this.inFlight.values()) messages.push(this.messageView(f));
     const shown = new Set(this.members);
+    const messages: MessageView[] = [];
+    for (const f of this.inFlight.values()) {
+      if (shown.has(f.msg.from) && shown.has(f.msg.to)) messages.push(this.messageView(f));
+    }
     const cutLinks = this.sim.network
       .cutLinks()
       .filter(([a, b]) => shown.has(a) && shown.has(b))
