@@ -732,7 +732,7 @@ export class Sandbox implements SandboxControls, StoryContext {
   }
 
   /** Replaces a voter by a new node in one joint change (§6): the guided story's C_old,new. */
-  replaceNode(old: NodeId): NodeId {
+  private replaceNode(old: NodeId): NodeId {
     const node = this.sim.addNode();
     this.members.push(node.id);
     this.roles.set(node.id, 'follower');
@@ -865,10 +865,6 @@ export class Sandbox implements SandboxControls, StoryContext {
 
   get elapsed(): number {
     return ms(this.sim.now - this.stepFiredUs);
-  }
-
-  get time(): number {
-    return ms(this.sim.now);
   }
 
   node(id: NodeId): SimNode {

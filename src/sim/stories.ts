@@ -14,8 +14,7 @@ import type { SimNode } from './node.js';
 
 /** What a story's steps see and do (implemented by the sandbox; story actions are not recorded as user actions). */
 export interface StoryContext {
-  /** Simulated ms now, and since the previous step fired. */
-  readonly time: number;
+  /** Simulated ms since the previous step fired. */
   readonly elapsed: number;
   /** Values a step remembers for later steps (node ids, indexes). */
   readonly vars: Record<string, number>;
