@@ -592,8 +592,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       // etcd does not sync it either; it goes out with the next write.
       if (rd.hardState) this.unsavedHardState = rd.hardState;
       this.persisting = rd;
-      this.applyCommitted(rd);
-      this.afterPersist(rd);
+      this.afterPersist(rd, false);
       return;
     }
     const hardState = rd.hardState ?? this.unsavedHardState;
@@ -612,7 +611,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
           this.persistingEnded();
           return;
         }
-        this.afterPersist(rd);
+        this.afterPersist(rd, rd.snapshot === undefined);
       });
     } catch (err) {
       // E.g. the snapshot file could not be written: no callback will come.
@@ -641,14 +640,15 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.reads.serve(this.appliedIndex);
   }
 
-  /** The Ready is durable: acknowledge, install a snapshot and apply after it, advance. */
-  private afterPersist(rd: Ready): void {
+  /**
+   * The Ready is durable: acknowledge, install a snapshot, apply (unless
+   * done while the write synced), advance.
+   */
+  private afterPersist(rd: Ready, applied: boolean): void {
     try {
       if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
-      if (rd.snapshot) {
-        this.installSnapshot(rd.snapshot);
-        this.applyCommitted(rd);
-      }
+      if (rd.snapshot) this.installSnapshot(rd.snapshot);
+      if (!applied) this.applyCommitted(rd);
       this.raw.advance(rd);
       if (this.appliedIndex - this.storage.snapshotIndex() >= this.config.snapshotCount) this.takeSnapshot(true);
     } catch (err) {

@@ -31,6 +31,11 @@ export class EventQueue<E> {
     return this.items.length > 0 ? this.times[0] : undefined;
   }
 
+  /** The earliest event, left in the queue. */
+  peek(): E | undefined {
+    return this.items[0];
+  }
+
   /** Removes and returns the earliest event (its time is peekTime()), or undefined when empty. */
   pop(): E | undefined {
     const n = this.items.length;

@@ -39,6 +39,11 @@ export class Network {
     this.cuts.add(Network.key(from, to));
   }
 
+  /** Restores one direction of a link. */
+  restore(from: NodeId, to: NodeId): void {
+    this.cuts.delete(Network.key(from, to));
+  }
+
   heal(): void {
     this.cuts.clear();
   }

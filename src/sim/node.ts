@@ -176,6 +176,8 @@ export class SimNode {
   incarnation = 0;
   /** The Ready being written to disk, if any. */
   persisting: Ready | undefined;
+  /** The Ready whose committed entries were applied while its write synced (applyWhileSyncing). */
+  private appliedEarly: Ready | undefined;
   /** Ticks since this incarnation started: the node's own clock. */
   localTicks = 0;
   private pendingWrites = new Map<string, ClientRequest>();
@@ -278,6 +280,7 @@ export class SimNode {
     }
     this.raw = undefined;
     this.persisting = undefined;
+    this.appliedEarly = undefined;
     this.up = false;
     this.pendingWrites.clear();
     this.pendingReads.clear();
@@ -343,7 +346,20 @@ export class SimNode {
     this.host.onPersisted(this, rd, records);
   }
 
-  /** After the write is durable: acknowledge, apply, serve reads, advance. */
+  /**
+   * While the Ready's write syncs, applies its committed entries and serves
+   * the reads they allow, as the production runtime does (src/node/node.ts,
+   * applyCommitted): committed entries are durable on a quorum already. Not
+   * when the Ready carries a snapshot: that is installed, and the entries
+   * after it applied, once durable.
+   */
+  applyWhileSyncing(rd: Ready): void {
+    if (rd.snapshot) return;
+    this.appliedEarly = rd;
+    this.applyCommitted(rd);
+  }
+
+  /** After the write is durable: acknowledge, install a snapshot, apply (unless done already), advance. */
   finish(rd: Ready): void {
     const raw = this.raw!;
     for (const m of rd.messagesAfterPersist) this.host.send(m);
@@ -354,6 +370,16 @@ export class SimNode {
       this.appliedIndex = meta.index;
       this.host.onSnapshotInstalled(this, meta.index);
     }
+    if (this.appliedEarly === rd) this.appliedEarly = undefined;
+    else this.applyCommitted(rd);
+    raw.advance(rd);
+    this.host.onDecisions(this);
+    if (this.params.snapshotInterval > 0 && this.appliedIndex - this.storage.snapshotIndex() >= this.params.snapshotInterval) {
+      this.snapshot();
+    }
+  }
+
+  private applyCommitted(rd: Ready): void {
     for (const d of rd.droppedProposals) this.refused(d);
     for (const e of rd.committedEntries) this.apply(e);
     for (const rs of rd.readStates) {
@@ -365,11 +391,6 @@ export class SimNode {
       this.confirmedReads.push({ index: rs.index, req: pending.req });
     }
     this.serveReads();
-    raw.advance(rd);
-    this.host.onDecisions(this);
-    if (this.params.snapshotInterval > 0 && this.appliedIndex - this.storage.snapshotIndex() >= this.params.snapshotInterval) {
-      this.snapshot();
-    }
   }
 
   private apply(e: Entry): void {
@@ -453,6 +474,10 @@ export class SimNode {
   private takeSnapshot(compact: boolean): boolean {
     const index = this.appliedIndex;
     if (!this.up || index <= this.storage.snapshotIndex()) return false;
+    // Entries applied while their write syncs may not be on disk yet: a
+    // snapshot now could cover entries the local log lacks (src/node takes
+    // none while a write is in flight, either).
+    if (this.appliedEarly) return false;
     this.storage.createSnapshot(index, this.confState, this.sm.snapshot());
     const compactTo = index - this.params.compactionMargin;
     if (compact && compactTo >= this.storage.firstIndex()) this.storage.compact(compactTo);

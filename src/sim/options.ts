@@ -4,6 +4,7 @@
 // run exactly and a sweep of seeds explores many kinds of weather.
 
 import type { ReadOnlyOption } from '../raft/readOnly.js';
+import type { Message } from '../raft/types.js';
 import type { StorageParams } from './node.js';
 import { Random } from './random.js';
 import type { TraceRecord } from './trace.js';
@@ -74,6 +75,17 @@ export interface SimOptions {
    * native checksum is not available).
    */
   readonly storage?: 'wal' | 'memory';
+  /**
+   * Interactive mode (the visualiser's sandbox, src/sim/sandbox.ts): no
+   * nemesis, no random workload, no scheduled heal or end of the clients,
+   * and no end of the run. Faults, requests and membership changes come
+   * from outside, through the Simulator's public methods.
+   */
+  readonly interactive?: boolean;
+  /** Replaces what the seed would pick (the sandbox fixes its own weather and timing). */
+  readonly swarmOverrides?: Partial<Swarm>;
+  /** Called for every message a node sends: the times (µs) it will arrive, or none when the network drops it. */
+  readonly onSend?: (m: Message, deliverAt: readonly number[]) => void;
 }
 
 export const DEFAULT_OPTIONS: Omit<SimOptions, 'seed'> = {

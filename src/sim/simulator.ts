@@ -12,14 +12,14 @@
 
 import { RaftError } from '../raft/errors.js';
 import { StorageError } from '../storage/errors.js';
-import type { Ready } from '../raft/rawNode.js';
+import type { RawNode, Ready } from '../raft/rawNode.js';
 import type { ConfChange, ConfChangeSingle, Entry, Message, NodeId, SoftState } from '../raft/types.js';
 import { describeConfChange } from '../raft/confchange.js';
 import { Checker, type Property, SafetyViolation } from './checker.js';
 import { EventQueue } from './eventQueue.js';
 import { leaderOf } from './manual.js';
 import { checkLinearizability, kvModel, type KvInput, type KvOutput, type Operation } from './linearizability.js';
-import { type AppliedCommand, type ClientReply, type ClientRequest, type NodeHost, SimNode } from './node.js';
+import { type AppliedCommand, type ClientReply, type ClientRequest, type NodeHost, type NodeParams, SimNode } from './node.js';
 import { Network, type PartitionKind } from './network.js';
 import { type NemesisAction, type SimOptions, type Swarm, DEFAULT_OPTIONS, HEAL_AT, TICK_US, pickSwarm } from './options.js';
 import { Random } from './random.js';
@@ -167,11 +167,13 @@ export class Simulator implements NodeHost, ClientHost {
   private readonly nodeIdList: NodeId[];
   /** byId[id]: the node with that id (as `nodes`, for the lookups made for every message). */
   private readonly byId: (SimNode | undefined)[] = [];
+  private readonly nodeParams: NodeParams;
   private finished = false;
 
   constructor(options: Partial<SimOptions> & { seed: number }) {
     this.options = { ...DEFAULT_OPTIONS, ...options };
-    this.swarm = pickSwarm(this.options);
+    const picked = pickSwarm(this.options);
+    this.swarm = this.options.swarmOverrides ? { ...picked, ...this.options.swarmOverrides } : picked;
     const s = this.swarm;
     this.rng = new Random(this.options.seed);
     this.nemesisRng = this.rng.fork('nemesis');
@@ -185,7 +187,7 @@ export class Simulator implements NodeHost, ClientHost {
     });
     this.endTime = this.options.ticks * TICK_US;
     const clockRng = this.rng.fork('clocks');
-    const params = {
+    const params: NodeParams = {
       electionTick: this.options.electionTick,
       heartbeatTick: this.options.heartbeatTick,
       readOnly: s.readOnly,
@@ -199,6 +201,7 @@ export class Simulator implements NodeHost, ClientHost {
       maxInflightBytes: s.maxInflightBytes,
       storage: s.storage,
     };
+    this.nodeParams = params;
     this.nodeIdList = [];
     for (let id = 1; id <= s.nodes; id++) {
       const skew = s.skew > 0 ? (clockRng.float() * 2 - 1) * s.skew : 0;
@@ -214,6 +217,8 @@ export class Simulator implements NodeHost, ClientHost {
       // Stagger the first ticks so nodes do not tick in lockstep.
       this.queue.push(clockRng.int(node.tickPeriodUs), { kind: 'tick', node });
     }
+    // Interactive mode: requests and faults come from outside, and the run has no end.
+    if (this.options.interactive) return;
     for (let i = 0; i < s.clients; i++) {
       const client = new SimClient(
         CLIENT_ID_BASE + i,
@@ -264,6 +269,17 @@ export class Simulator implements NodeHost, ClientHost {
       /* run to the end */
     }
     return this.result();
+  }
+
+  /** The next event's time (µs) and kind, and the node it concerns, if any; undefined when none is queued. */
+  nextEvent(): { readonly time: number; readonly kind: SimEvent['kind']; readonly node: NodeId | undefined } | undefined {
+    const ev = this.queue.peek();
+    if (ev === undefined) return undefined;
+    let node: NodeId | undefined;
+    if (ev.kind === 'tick' || ev.kind === 'disk' || ev.kind === 'snapshotReport') node = ev.node.id;
+    else if (ev.kind === 'deliver') node = ev.msg.to;
+    else if (ev.kind === 'clientRequest') node = ev.to;
+    return { time: this.queue.peekTime()!, kind: ev.kind, node };
   }
 
   /** Runs until virtual time `t` (µs) or the end. */
@@ -404,7 +420,10 @@ export class Simulator implements NodeHost, ClientHost {
       if (!rd) break;
       if (rd.softState) this.observeRole(node, rd.softState);
       for (const m of rd.messages) this.send(m);
-      if (SimNode.needsDisk(rd) && !this.persist(node, rd)) break;
+      if (SimNode.needsDisk(rd) && !this.persist(node, rd)) {
+        node.applyWhileSyncing(rd);
+        break;
+      }
       this.completeReady(node, rd);
     }
     this.checker.afterEvent(node);
@@ -482,10 +501,12 @@ export class Simulator implements NodeHost, ClientHost {
 
   send(m: Message): void {
     this.stats.messagesSent++;
+    const onSend = this.options.onSend;
     const code = messageCode(m.type);
     if (this.messageCounts[code]!++ === 0) this.messageTypesSeen.push(code);
     const delays = this.network.deliveries(m.from, m.to, true);
     const sender = this.byId[m.from]!;
+    if (onSend) onSend(m, delays.map((d) => this.now + d));
     if (delays.length === 0) {
       this.stats.messagesDropped++;
       this.trace.record(this.now, 'drop', m.from, m);
@@ -762,6 +783,56 @@ export class Simulator implements NodeHost, ClientHost {
       // Strike while the change is in flight: some nodes apply it, some do not yet.
       this.queue.push(this.now + this.nemesisRng.int(5 * TICK_US), { kind: 'confFault' });
     }
+  }
+
+  // -------------------------------------------------------------------------
+  // Interactive mode: what the sandbox does from outside
+
+  /** A new, empty node, outside the cluster until a configuration change adds it. */
+  addNode(): SimNode {
+    const id = Math.max(0, ...this.nodes.keys()) + 1;
+    const node = new SimNode(id, TICK_US, this.nodeParams, this.rng.fork(`node:${id}`), this);
+    this.nodes.set(id, node);
+    this.byId[id] = node;
+    this.nodeIdList.push(id);
+    node.start(undefined);
+    this.checker.onStart(node);
+    this.queue.push(this.now + TICK_US, { kind: 'tick', node });
+    return node;
+  }
+
+  /** Stops a node for good (removed from the cluster): crashed, and no longer a client's target. */
+  retire(id: NodeId): void {
+    this.crash(id);
+    const i = this.nodeIdList.indexOf(id);
+    if (i >= 0) this.nodeIdList.splice(i, 1);
+  }
+
+  /** A client that runs only the operations submitted to it (SimClient.submit). */
+  addClient(): SimClient {
+    const s = this.swarm;
+    const i = this.clients.length;
+    const client = new SimClient(CLIENT_ID_BASE + i, this.rng.fork(`client:${i}`), this, s.keys, s.clientTimeoutTicks * TICK_US, 0, true);
+    this.clients.push(client);
+    return client;
+  }
+
+  /**
+   * Calls into a running node's core (a campaign, a proposal, a transfer),
+   * then lets the node act on it. Returns the core's refusal, if it refused.
+   */
+  callNode(id: NodeId, call: (raw: RawNode) => void): string | undefined {
+    const node = this.nodes.get(id);
+    if (!node?.up) return `node ${id} is down`;
+    let refusal: string | undefined;
+    try {
+      call(node.raw!);
+    } catch (e) {
+      if (!(e instanceof RaftError)) throw e;
+      refusal = e.message;
+    }
+    this.process(node);
+    return refusal;
   }
 
   /** The running node that leads in the highest term, if any. */

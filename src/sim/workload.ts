@@ -1,7 +1,8 @@
 // Simulated clients: each runs one operation at a time against the cluster
 // (set, get, del, inc on a few keys, so operations contend), retries on a
 // timeout or refusal at another node with the same sequence number, and
-// records the history that the linearizability checker reads.
+// records the history that the linearizability checker reads. A scripted
+// client (the visualiser's sandbox) runs only the operations submitted to it.
 
 import type { NodeId } from '../raft/types.js';
 import type { KvInput, KvOutput, Operation } from './linearizability.js';
@@ -20,6 +21,24 @@ export interface ClientOp {
   output?: KvOutput;
   ret?: number;
 }
+
+/** An operation submitted to a scripted client, and what became of it. */
+export interface Submission {
+  readonly input: KvInput;
+  /** The node to try first (undefined: the client picks). */
+  readonly to: NodeId | undefined;
+  readonly at: number;
+  /** The node the operation was first sent to. */
+  sentTo?: NodeId;
+  /** The operation, once started (after the client's session is registered). */
+  op?: ClientOp;
+  /** Why the client gave up, if it did (the outcome is then unknown). */
+  failed?: string;
+  failedAt?: number;
+}
+
+/** A scripted client gives up on an operation this long (µs) after it was submitted. */
+export const SUBMISSION_DEADLINE_US = 5_000_000;
 
 export interface ClientHost {
   /** Sends a request to a node over the network. */
@@ -53,6 +72,12 @@ export class SimClient {
   stopped = false;
   /** Times this client was told its session had expired. */
   sessionsExpired = 0;
+  /** A scripted client's submissions not yet finished, oldest (the one running) first. */
+  private readonly submissions: Submission[] = [];
+  /** The node the latest request went to: a scripted client retries elsewhere. */
+  private lastTarget: NodeId | undefined;
+  /** The latest refusal's reason, for a scripted client that gives up. */
+  private lastError: string | undefined;
 
   constructor(
     readonly id: number,
@@ -61,7 +86,35 @@ export class SimClient {
     private readonly keys: number,
     private readonly timeoutUs: number,
     private readonly thinkUs: number,
+    /** Run only the operations submitted (submit()), instead of random ones. */
+    private readonly scripted = false,
   ) {}
+
+  /** Whether a scripted client has nothing to do (a new submission starts at once). */
+  get idle(): boolean {
+    return this.submissions.length === 0;
+  }
+
+  /** Submits an operation to a scripted client; it runs after those submitted before it. */
+  submit(now: number, input: KvInput, to?: NodeId): Submission {
+    const sub: Submission = { input, to, at: now };
+    this.submissions.push(sub);
+    if (this.submissions.length === 1) this.schedule(now);
+    return sub;
+  }
+
+  /** A scripted client's running submission, past its deadline: give up on it. Returns whether it did. */
+  private giveUp(now: number): boolean {
+    const sub = this.submissions[0];
+    if (!sub || now - sub.at < SUBMISSION_DEADLINE_US) return false;
+    sub.failed = this.lastError !== undefined ? `refused (${this.lastError})` : 'no answer (outcome unknown)';
+    sub.failedAt = now;
+    if (this.current && this.current === sub.op) this.current = undefined;
+    this.registering = 0;
+    this.submissions.shift();
+    if (this.submissions.length > 0) this.schedule(now);
+    return true;
+  }
 
   start(now: number): void {
     this.schedule(now + this.rng.int(this.thinkUs + 1));
@@ -78,9 +131,30 @@ export class SimClient {
    * endpoints (a follower forwards the read to the leader it believes in).
    */
   private target(read = false): NodeId {
+    if (this.scripted) return this.scriptedTarget();
     const guess = this.leaderGuess;
     const stick = read ? 0.5 : 0.8;
     return guess !== undefined && this.rng.chance(stick) ? guess : this.rng.pick(this.host.nodeIds());
+  }
+
+  /**
+   * A scripted client sends a new submission where asked, then follows the
+   * leader hints it gets, and after a timeout tries another node than the
+   * one that did not answer.
+   */
+  private scriptedTarget(): NodeId {
+    const sub = this.submissions[0];
+    const first = sub !== undefined && sub.sentTo === undefined;
+    let to: NodeId;
+    if (first && sub.to !== undefined) to = sub.to;
+    else if (this.leaderGuess !== undefined) to = this.leaderGuess;
+    else {
+      const ids = this.host.nodeIds();
+      const others = ids.filter((id) => id !== this.lastTarget);
+      to = this.rng.pick(others.length > 0 ? others : ids);
+    }
+    this.lastTarget = to;
+    return to;
   }
 
   /**
@@ -89,6 +163,7 @@ export class SimClient {
    */
   wake(now: number, token: number): void {
     if (token !== this.token) return;
+    if (this.scripted && this.giveUp(now)) return;
     if (this.registering > 0 || (this.session === undefined && !this.current && !this.stopped)) {
       this.register(now);
       return;
@@ -101,9 +176,13 @@ export class SimClient {
       return;
     }
     if (this.stopped) return;
-    const input = this.nextInput();
+    const sub = this.submissions[0];
+    if (this.scripted && (sub === undefined || sub.op !== undefined)) return;
+    const input = sub ? sub.input : this.nextInput();
     this.current = { seq: ++this.seq, input, call: now, attempt: 0 };
     this.history.push(this.current);
+    this.lastError = undefined;
+    if (sub) sub.op = this.current;
     this.attempt(now);
   }
 
@@ -133,7 +212,10 @@ export class SimClient {
   private attempt(now: number): void {
     const op = this.current!;
     op.attempt++;
-    this.host.sendRequest(this.target(op.input.op === 'get'), {
+    const to = this.target(op.input.op === 'get');
+    const sub = this.submissions[0];
+    if (sub?.op === op && sub.sentTo === undefined) sub.sentTo = to;
+    this.host.sendRequest(to, {
       client: this.id,
       register: false,
       session: this.session!,
@@ -166,6 +248,12 @@ export class SimClient {
       // have been applied before the session expired). Start a new session.
       this.current = undefined;
       this.session = undefined;
+      const sub = this.submissions[0];
+      if (sub?.op === op) {
+        sub.failed = 'session expired (outcome unknown)';
+        sub.failedAt = now;
+        this.submissions.shift();
+      }
       this.schedule(now);
       return;
     }
@@ -174,12 +262,14 @@ export class SimClient {
     op.ret = now;
     this.current = undefined;
     this.leaderGuess = r.from;
+    if (this.submissions[0]?.op === op) this.submissions.shift();
     this.host.onComplete(this, op, this.session!);
     this.schedule(now + this.rng.int(this.thinkUs + 1));
   }
 
   /** Refused (no leader, transfer in progress...): nothing was applied. Try again shortly. */
   private retrySoon(now: number, r: ClientReply): void {
+    this.lastError = r.error;
     this.leaderGuess = r.leaderHint || undefined;
     this.schedule(now + Math.min(this.timeoutUs, 2000 + this.rng.int(20000)));
   }
