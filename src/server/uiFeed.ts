@@ -33,7 +33,7 @@ export const RATE_WINDOW_MS = 1000;
 /** A comment line this often, so proxies and idle-connection reapers see traffic even if statuses stop. */
 const KEEP_ALIVE_MS = 15_000;
 /** A client this far behind (bytes buffered for it) is cut off rather than buffered for. */
-const MAX_CLIENT_BACKLOG_BYTES = 4 * 1024 * 1024;
+export const MAX_CLIENT_BACKLOG_BYTES = 4 * 1024 * 1024;
 
 /** The member id as etcd prints it: lower-case hex, no padding. */
 export const memberHex = (id: NodeId): string => id.toString(16);
@@ -231,6 +231,8 @@ export interface UiFeedOptions {
   readonly history?: TimelineHistory;
   readonly now?: () => number;
   readonly intervalMs?: number;
+  /** Default MAX_CLIENT_BACKLOG_BYTES. */
+  readonly maxClientBacklogBytes?: number;
 }
 
 interface Client {
@@ -364,7 +366,7 @@ export class UiFeed {
       c.droppedStatuses++;
       return;
     }
-    if (res.writableLength > MAX_CLIENT_BACKLOG_BYTES) {
+    if (res.writableLength > (this.options.maxClientBacklogBytes ?? MAX_CLIENT_BACKLOG_BYTES)) {
       this.options.log.debug({ client: c.remote, backlog: res.writableLength }, 'visualiser client too slow: disconnecting it');
       res.destroy();
       return;
