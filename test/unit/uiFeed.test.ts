@@ -26,6 +26,7 @@ import { MemberTable, ServerStateMachine, describeCommand } from '../../src/serv
 import { RateMeter, TimelineHistory, UiFeed, buildMemberView, entryView, sseFrame } from '../../src/server/uiFeed.js';
 import { UI_NOT_BUILT, resolveUiPath, uiStaticRoutes } from '../../src/server/uiStatic.js';
 import type { FeedMessage, MemberView, TimelineEvent } from '../../src/ui/view.js';
+import { openStream } from '../fixtures/sse.js';
 
 const event = (time: number, term = 1): TimelineEvent => ({ time, kind: 'leader', member: 'a', term });
 
@@ -250,58 +251,6 @@ function capturingLogger(lines: LogLine[]): Logger {
     };
   const logger: Logger = { debug: at('debug'), info: at('info'), warn: at('warn'), error: at('error'), child: () => logger };
   return logger;
-}
-
-interface Stream {
-  readonly res: http.IncomingMessage;
-  readonly messages: FeedMessage[];
-  /** Every line received, comments and fields included. */
-  readonly lines: string[];
-  until(pred: (m: FeedMessage[]) => boolean, ms?: number): Promise<void>;
-  close(): void;
-}
-
-function openStream(url: string): Promise<Stream> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, (res) => {
-      const messages: FeedMessage[] = [];
-      const lines: string[] = [];
-      let buffer = '';
-      const waiters: (() => void)[] = [];
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => {
-        buffer += chunk;
-        let nl: number;
-        while ((nl = buffer.indexOf('\n')) >= 0) {
-          const line = buffer.slice(0, nl);
-          buffer = buffer.slice(nl + 1);
-          lines.push(line);
-          if (line.startsWith('data: ')) messages.push(JSON.parse(line.slice(6)) as FeedMessage);
-        }
-        for (const w of waiters.splice(0)) w();
-      });
-      resolve({
-        res,
-        messages,
-        lines,
-        until: (pred, ms = 3000) =>
-          new Promise<void>((ok, fail) => {
-            const deadline = setTimeout(() => fail(new Error(`stream: condition not met in ${ms} ms; got ${messages.map((m) => m.type).join(',')}`)), ms);
-            const check = (): void => {
-              if (pred(messages)) {
-                clearTimeout(deadline);
-                ok();
-              } else {
-                waiters.push(check);
-              }
-            };
-            check();
-          }),
-        close: () => req.destroy(),
-      });
-    });
-    req.once('error', reject);
-  });
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
