@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the end-to-end tests and benchmarks compare against, from
-# Debian's packages: etcd 3.4's etcdctl (the client the server must satisfy)
-# and etcd itself (the baseline of `npm run bench -- server`). Idempotent:
+# Debian's packages: etcd 3.4's etcdctl (the client the server must satisfy),
+# etcd itself (the baseline of `npm run bench -- server`), and chromium with
+# a font (the headless browser the visualiser's tests drive through
+# playwright-core). Idempotent:
 # packages already present are left alone. CI runs it before the tests so
 # that nothing skips there; elsewhere the tests that need a package skip and
 # say to run this script.
 set -euo pipefail
 
-packages=(etcd-client etcd-server)
+packages=(etcd-client etcd-server chromium fonts-dejavu-core)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -6,12 +6,12 @@
 //   pass:  proposals and reads queued since the last pass -> the core
 //          rd = ready()
 //          send rd.messages                    (before the write: diss. §10.2.1)
-//          storage.save(snapshot, entries, hard state)   -- fdatasync --
+//          storage.save(snapshot, entries, hard state)   -- fdatasync starts --
+//          fail rd.droppedProposals            (while the disk syncs, unless
+//          apply rd.committedEntries in order   rd carries a snapshot; see
+//          note rd.readStates; serve reads      applyCommitted)
 //   then:  send rd.messagesAfterPersist        (votes, acks: promise durability)
-//          install rd.snapshot into the state machine
-//          fail rd.droppedProposals
-//          apply rd.committedEntries in order  (conf changes into the core)
-//          note rd.readStates; serve reads whose index is applied
+//          install rd.snapshot, then apply     (if rd carries one)
 //          advance(rd); maybe take a snapshot; next pass
 //
 // One Ready is in flight at a time (RawNode requires it); what arrives while
@@ -617,6 +617,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       // etcd does not sync it either; it goes out with the next write.
       if (rd.hardState) this.unsavedHardState = rd.hardState;
       this.persisting = rd;
+      this.applyCommitted(rd);
       this.afterPersist(rd);
       return;
     }
@@ -643,18 +644,37 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       this.persistingEnded();
       throw err;
     }
+    if (!rd.snapshot) this.applyCommitted(rd);
   }
 
-  /** The Ready is durable: acknowledge, install, apply, serve reads, advance. */
+  /**
+   * Applies the Ready's committed entries and serves the reads they make
+   * possible. Called while the Ready's own write is still syncing: committed
+   * entries are already durable on a quorum (the leader counts its own log
+   * only once durable), so a client may hear the result now, and waiting for
+   * an fdatasync of newer, unrelated entries would only add its latency to
+   * every answer. etcd's apply loop runs beside the WAL write the same way
+   * (etcdserver/raft.go). A Ready carrying a snapshot waits for the write:
+   * its entries follow the snapshot, which must be installed first, and a
+   * snapshot is taken only after the write, so that it never covers entries
+   * missing from the local log.
+   */
+  private applyCommitted(rd: Ready): void {
+    for (const d of rd.droppedProposals) this.proposals.dropped(d);
+    for (const e of rd.committedEntries) this.applyEntry(e);
+    for (const rs of rd.readStates) this.reads.confirmed(rs);
+    this.reads.serve(this.appliedIndex);
+  }
+
+  /** The Ready is durable: acknowledge, install a snapshot and apply after it, advance. */
   private afterPersist(rd: Ready): void {
     try {
       if (rd.messagesAfterPersist.length > 0) this.transport.send(rd.messagesAfterPersist);
-      if (rd.snapshot) this.installSnapshot(rd.snapshot);
-      for (const d of rd.droppedProposals) this.proposals.dropped(d);
-      for (const e of rd.committedEntries) this.applyEntry(e);
-      for (const rs of rd.readStates) this.reads.confirmed(rs);
+      if (rd.snapshot) {
+        this.installSnapshot(rd.snapshot);
+        this.applyCommitted(rd);
+      }
       this.raw.advance(rd);
-      this.reads.serve(this.appliedIndex);
       if (this.appliedIndex - this.storage.snapshotIndex() >= this.config.snapshotCount) this.takeSnapshot(true);
     } catch (err) {
       this.persistingEnded();

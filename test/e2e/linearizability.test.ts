@@ -271,64 +271,79 @@ describe('linearizability of a real cluster under kills and pauses', { timeout: 
     // A follower is paused (SIGSTOP) and a newer value is acknowledged by
     // the other two; then those two are paused as well, a serializable read
     // (etcd's --consistency=s) is sent to the paused follower, and the
-    // follower is resumed. The read is served from the follower's own store
-    // at once, while the leader's appends waiting in its socket buffer must
-    // first be written to its log (an fsync completing on a later turn of
-    // its event loop) before they are applied: the read returns the old
-    // value after the new one was acknowledged, which is not linearizable.
+    // follower is resumed. The leader's append carrying the new value waits
+    // in the follower's peer socket, and the read in its client socket; if
+    // the follower reads the client socket first it answers from its store
+    // before it has even seen the new value: "old" after "new" was
+    // acknowledged, which is not linearizable. To have the client socket
+    // read first, a throwaway request is sent on the same connection before
+    // the leader's append arrives: Linux's epoll reports ready sockets in
+    // the order they became ready, and Node serves them in that order. A
+    // heartbeat arriving first can still win the race, so up to three
+    // rounds are tried, each on its own key.
     await cluster.waitAllHealthy();
     const history = new History();
-    const key = 'stale';
     const leader = await findLeader(cluster, admin, ids);
     assert.ok(leader !== undefined, 'a leader');
     const follower = (leader + 1) % 3;
     const others = [0, 1, 2].filter((i) => i !== follower);
     const viaOthers = new RaftKvClient({ endpoints: others.map((i) => cluster.endpoints[i]!), timeoutMs: 5000 });
     const atFollower = new RaftKvClient({ endpoints: [cluster.endpoints[follower]!], timeoutMs: 5000 });
-    const staleRead = () => run(atFollower, { op: 'get', key }, true);
+    const serializableGet = (key: string) => run(atFollower, { op: 'get', key }, true);
     const paused = new Set<number>();
     const pause = (i: number) => (cluster.signal(i, 'SIGSTOP'), paused.add(i));
     const resume = (i: number) => (cluster.signal(i, 'SIGCONT'), paused.delete(i));
+    let staleKey: string | undefined;
     try {
-      assert.deepEqual(await history.record(0, { op: 'set', key, value: 'old' }, () => run(viaOthers, { op: 'set', key, value: 'old' })), { ok: true });
-      // The follower has applied "old" (its own serializable reads say so);
-      // this also leaves the client connected to it. These polls are not
-      // part of the history: they may legitimately lag (that is what
-      // serializable means), and the violation checked below is a later one.
-      for (let tries = 0; ; tries++) {
-        const out = await staleRead().catch(() => undefined);
-        if (out && 'value' in out && out.value === 'old') break;
-        assert.ok(tries < 100, `the follower never applied "old": ${JSON.stringify(out)}`);
-        await sleep(20);
+      for (let round = 1; round <= 3 && staleKey === undefined; round++) {
+        const key = `stale-${round}`;
+        assert.deepEqual(await history.record(0, { op: 'set', key, value: 'old' }, () => run(viaOthers, { op: 'set', key, value: 'old' })), { ok: true });
+        // The follower has applied "old" (its own serializable reads say so);
+        // this also leaves the client connected to it. These polls are not
+        // part of the history: they may legitimately lag (that is what
+        // serializable means), and the violation checked below is a later one.
+        for (let tries = 0; ; tries++) {
+          const out = await serializableGet(key).catch(() => undefined);
+          if (out && 'value' in out && out.value === 'old') break;
+          assert.ok(tries < 100, `the follower never applied "old": ${JSON.stringify(out)}`);
+          await sleep(20);
+        }
+
+        pause(follower);
+        const throwaway = serializableGet('unrelated').catch(() => undefined);
+        await sleep(20); // the throwaway request reaches the paused follower's client socket
+        assert.deepEqual(await history.record(0, { op: 'set', key, value: 'new' }, () => run(viaOthers, { op: 'set', key, value: 'new' })), { ok: true });
+        await sleep(200); // the leader sends the entry and its commit towards the paused follower
+        for (const i of others) pause(i);
+        const read = history.record(1, { op: 'get', key }, () => serializableGet(key));
+        await sleep(100); // the request waits in the paused follower's socket buffer
+        resume(follower);
+        const answer = await read;
+        await throwaway;
+        for (const i of others) resume(i);
+        if (answer && 'value' in answer && answer.value === 'old') staleKey = key;
+        else assert.deepEqual(answer, { ok: true, value: 'new' }, `round ${round}: the follower answers "old" or "new"`);
+
+        // Healed, a linearizable read at the follower sees "new" (recorded: it is legal).
+        await cluster.waitAllHealthy();
+        assert.deepEqual(await history.record(1, { op: 'get', key }, () => run(atFollower, { op: 'get', key })), { ok: true, value: 'new' });
       }
-
-      pause(follower);
-      assert.deepEqual(await history.record(0, { op: 'set', key, value: 'new' }, () => run(viaOthers, { op: 'set', key, value: 'new' })), { ok: true });
-      await sleep(200); // the leader sends the entry and its commit towards the paused follower
-      for (const i of others) pause(i);
-      const read = history.record(1, { op: 'get', key }, staleRead);
-      await sleep(100); // the request waits in the paused follower's socket buffer
-      resume(follower);
-      const stale = await read;
-      assert.deepEqual(stale, { ok: true, value: 'old' }, 'the resumed follower answers from its store before applying "new"');
-      for (const i of others) resume(i);
-
-      // Healed, a linearizable read at the follower sees "new" (recorded: it is legal).
-      await cluster.waitAllHealthy();
-      assert.deepEqual(await history.record(1, { op: 'get', key }, () => run(atFollower, { op: 'get', key })), { ok: true, value: 'new' });
     } finally {
       for (const i of paused) cluster.signal(i, 'SIGCONT');
       viaOthers.close();
       atFollower.close();
     }
+    assert.ok(staleKey !== undefined, 'in three rounds the resumed follower always applied "new" before answering the read');
 
     const result = checkLinearizability(kvModel, history.ops);
     assert.ok(result.outcome === 'violation', `a read of "old" after "new" was acknowledged is not linearizable; the checker said ${result.outcome}`);
-    assert.match(result.explanation, /get\("stale"\) -> "old" -- not a legal step in this state/);
-    console.log(`stale read caught:\n${result.explanation}`);
+    assert.match(result.explanation, new RegExp(`get\\("${staleKey}"\\) -> "old" -- not a legal step in this state`));
+    console.log(`stale read caught (key ${staleKey}):\n${result.explanation}`);
     // Without the stale read the same history is linearizable: the violation is that read.
-    const newAcked = history.ops.find((o) => o.input.op === 'set' && o.input.value === 'new')!;
-    const staleOps = history.ops.filter((o) => o.input.op === 'get' && o.call > newAcked.ret && o.output && 'value' in o.output && o.output.value === 'old');
+    const newAcked = history.ops.find((o) => o.input.op === 'set' && o.input.key === staleKey && o.input.value === 'new')!;
+    const staleOps = history.ops.filter(
+      (o) => o.input.op === 'get' && o.input.key === staleKey && o.call > newAcked.ret && o.output && 'value' in o.output && o.output.value === 'old',
+    );
     assert.equal(staleOps.length, 1);
     assert.equal(checkLinearizability(kvModel, history.ops.filter((o) => o !== staleOps[0])).outcome, 'ok');
   });

@@ -9,7 +9,7 @@ import { afterEach, describe, it } from 'node:test';
 import { LeaderChangedError, NodeStoppedError, RequestTimeoutError } from '../../src/node/errors.js';
 import { ProposalDroppedError } from '../../src/raft/errors.js';
 import type { Message } from '../../src/raft/types.js';
-import { TestCluster, bytes, settle, waitFor } from './nodeHarness.js';
+import { type FailingFs, TestCluster, bytes, settle, waitFor } from './nodeHarness.js';
 
 let cluster: TestCluster | undefined;
 
@@ -54,6 +54,30 @@ describe('RaftNode', () => {
     await c.waitApplied(Math.max(...nodes.map((n) => n.applied)));
     for (const id of c.ids) assert.deepEqual(c.member(id).sm.log, leaderLog, `member ${id} applied the same sequence`);
     assert.deepEqual([...leaderLog].sort(), [...commands].sort());
+  });
+
+  it('answers a committed proposal while its own write of newer entries is still syncing', async () => {
+    const c = await threeNodes();
+    const leader = await c.waitLeader();
+    await leader.propose(bytes('warm-up'));
+    const disk = c.member(leader.id).fs as FailingFs;
+    const held: Array<() => void> = (disk.heldSyncs = []);
+    let firstDone = false;
+    let secondDone = false;
+    const first = leader.propose(bytes('first')).then((r) => ((firstDone = true), r));
+    await waitFor(() => held.length === 1, 'the leader syncing "first"');
+    // The followers acknowledge "first" meanwhile (messages go out before the write, §10.2.1).
+    const second = leader.propose(bytes('second')).then((r) => ((secondDone = true), r));
+    await settle();
+    held.shift()!();
+    // The next Ready commits "first" and writes "second": "first" is answered before that write syncs.
+    await waitFor(() => held.length === 1, 'the leader syncing "second"');
+    await waitFor(() => firstDone, '"first" answered while "second" syncs');
+    assert.equal(secondDone, false, 'one Ready at a time: "second" is applied by a later Ready');
+    disk.heldSyncs = undefined;
+    for (const release of held.splice(0)) release();
+    const [r1, r2] = await Promise.all([first, second]);
+    assert.deepEqual(c.member(leader.id).sm.log.slice(r1 - 1, r2), ['first', 'second']);
   });
 
   it('forwards a follower’s proposals to the leader, a pass’s proposals in one message', async () => {

@@ -50,9 +50,11 @@ export class LogMachine implements StateMachine<number> {
   }
 }
 
-/** A file system over another whose fdatasyncs can be made to fail (an EIO from the disk). */
+/** A file system over another whose fdatasyncs can be made to fail (an EIO from the disk), or to wait. */
 export class FailingFs implements FileSystem {
   failSyncs = false;
+  /** While set, fdatasyncs wait here until released (a slow disk, under the test's control). */
+  heldSyncs: Array<() => void> | undefined;
   constructor(readonly inner: FileSystem) {}
   mkdirp(path: string): void {
     this.inner.mkdirp(path);
@@ -90,6 +92,10 @@ export class FailingFs implements FileSystem {
   datasync(fd: FileHandle, done: (err?: Error) => void): void {
     if (this.failSyncs) {
       setImmediate(() => done(Object.assign(new Error('EIO: i/o error, fdatasync'), { code: 'EIO' })));
+      return;
+    }
+    if (this.heldSyncs) {
+      this.heldSyncs.push(() => this.inner.datasync(fd, done));
       return;
     }
     this.inner.datasync(fd, done);
