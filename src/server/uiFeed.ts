@@ -336,7 +336,14 @@ export class UiFeed {
     this.rates.reset();
     this.rates.sample(this.now(), this.options.sentCounts());
     this.ticker = setInterval(() => {
-      const frame = sseFrame(this.status(this.now(), true));
+      let frame: string;
+      try {
+        frame = sseFrame(this.status(this.now(), true));
+      } catch (err) {
+        // The visualiser must never take the member down.
+        this.options.log.warn({ err }, 'could not build the visualiser status');
+        return;
+      }
       for (const c of this.clients) this.write(c, frame, false);
     }, this.options.intervalMs ?? STATUS_INTERVAL_MS);
     this.keepAlive = setInterval(() => {
