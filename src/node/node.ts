@@ -77,6 +77,7 @@ export interface NodeStatus {
   readonly applied: number;
   readonly firstIndex: number;
   readonly lastIndex: number;
+  readonly lastTerm: number;
   readonly snapshotIndex: number;
   readonly leadTransferee: NodeId;
   readonly confState: ConfState;
@@ -435,6 +436,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       applied: this.appliedIndex,
       firstIndex: s.firstIndex,
       lastIndex: s.lastIndex,
+      lastTerm: s.lastTerm,
       snapshotIndex: this.storage.snapshotIndex(),
       leadTransferee: s.leadTransferee,
       confState: this.confState,
@@ -469,6 +471,29 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   /** The leader this node knows of (0: none). */
   get leader(): NodeId {
     return this.soft.lead;
+  }
+
+  /**
+   * The election timer in ticks: elapsed since its last reset, and the
+   * randomized timeout it counts to in this term (§5.2; on a leader the
+   * elapsed ticks count towards the CheckQuorum round instead). For the
+   * visualiser's shrinking ring.
+   */
+  electionTimer(): { elapsed: number; timeout: number } {
+    const r = this.raw.raft;
+    return { elapsed: r.electionElapsed, timeout: r.randomizedElectionTimeout };
+  }
+
+  /**
+   * The last `max` entries of the log, oldest first, including those not yet
+   * durable (for the visualiser). Never reaches below the first index kept
+   * after compaction.
+   */
+  logTail(max: number): Entry[] {
+    const log = this.raw.raft.raftLog;
+    const last = log.lastIndex();
+    const lo = Math.max(log.firstIndex(), last - max + 1);
+    return lo > last ? [] : log.slice(lo, last + 1, Number.MAX_SAFE_INTEGER);
   }
 
   /** Known peer URLs, by member id. */

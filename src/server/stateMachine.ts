@@ -5,7 +5,7 @@
 // both.
 
 import type { StateMachine } from '../node/stateMachine.js';
-import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, encodeCommand } from '../kv/index.js';
+import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, decodeCommand, encodeCommand } from '../kv/index.js';
 import type { Member } from '../kv/types.js';
 import type { NodeId } from '../raft/types.js';
 
@@ -63,6 +63,40 @@ export class MemberTable {
   toJSON(): MemberAttributes[] {
     return [...this.byId.values()].map((m) => ({ id: m.id, name: m.name, clientURLs: m.clientURLs }));
   }
+}
+
+/**
+ * A short label for a command of this state machine, for the visualiser's
+ * log tail: "put foo", "del foo", "inc visits", "txn", "compact 42",
+ * "publish infra1". Undefined for bytes that are no such command.
+ */
+export function describeCommand(command: Uint8Array): string | undefined {
+  const body = command.subarray(1);
+  try {
+    if (command[0] === TAG_MEMBER) return `publish ${(JSON.parse(Buffer.from(body).toString()) as MemberAttributes).name}`;
+    if (command[0] !== TAG_KV) return undefined;
+    const op = decodeCommand(body).op;
+    switch (op.type) {
+      case 'put':
+        return `put ${shortKey(op.request.key)}`;
+      case 'deleteRange':
+        return `del ${shortKey(op.request.key)}${op.request.rangeEnd.length > 0 ? '…' : ''}`;
+      case 'increment':
+        return `inc ${shortKey(op.request.key)}`;
+      case 'txn':
+        return 'txn';
+      case 'compact':
+        return `compact ${op.request.revision}`;
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** A key as text for a label: at most 24 characters, control characters shown as "?". */
+function shortKey(key: Uint8Array): string {
+  const text = Buffer.from(key.subarray(0, 96)).toString('utf8').replace(/[\u0000-\u001f\u007f]/g, '?');
+  return text.length > 24 || key.length > 96 ? `${text.slice(0, 23)}…` : text;
 }
 
 export class ServerStateMachine implements StateMachine<KvResult | undefined> {
