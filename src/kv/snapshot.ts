@@ -130,8 +130,8 @@ export const SNAPSHOT_STEP_BYTES = 256 * 1024;
  */
 export class SnapshotEncoder implements SnapshotTask {
   private readonly revision: number;
-  private keys: string[] = [];
-  private histories: History[] = [];
+  private keys: string[];
+  private histories: History[];
   private readonly sessions: Uint8Array;
   private next = 0;
   private readonly w = new Writer(CHUNK + 1024);
@@ -143,11 +143,13 @@ export class SnapshotEncoder implements SnapshotTask {
 
   constructor(store: MvccStore, sessions: SessionTable, clock: number) {
     this.revision = store.currentRevision;
-    const keys = this.keys;
-    const histories = this.histories;
+    // Sized up front: growing arrays of a million references would copy them again and again.
+    const keys = (this.keys = new Array<string>(store.historyCount));
+    const histories = (this.histories = new Array<History>(store.historyCount));
+    let i = 0;
     store.forEach((key, h) => {
-      keys.push(key);
-      histories.push(h);
+      keys[i] = key;
+      histories[i++] = h;
     });
     const s = new Writer();
     sessions.encode(s);
