@@ -41,7 +41,7 @@ export interface ClientRequest {
   readonly session: number;
   readonly seq: number;
   readonly input: KvInput | undefined;
-  /** Distinguishes retries of the same request. */
+  /** Distinguishes retries of the same request; for a registration, unique over the client's life. */
   readonly attempt: number;
 }
 
@@ -59,6 +59,8 @@ export interface ClientReply {
   readonly output?: KvOutput;
   /** The new session, answering a registration. */
   readonly session?: number;
+  /** Answering a registration: the attempt it answers (ClientRequest.attempt, unique per client). */
+  readonly registration?: number;
   /** Why the node refused ('no-leader', 'session-expired', ...); the client retries or starts over. */
   readonly error?: string;
   /** The node's idea of the leader, for the client's next try. */
@@ -382,7 +384,7 @@ export class SimNode {
       if (cmd.kind === 'register') {
         command = { key: undefined, effect: result.kind };
         const req = this.waiting(`reg:${entry.client}:${entry.attempt}`);
-        if (req) this.host.reply(req.client, { client: req.client, seq: 0, from: this.id, session: e.index });
+        if (req) this.host.reply(req.client, { client: req.client, seq: 0, from: this.id, session: e.index, registration: req.attempt });
       } else {
         const key = `${cmd.session}:${cmd.seq}`;
         command = { key, effect: result.kind };

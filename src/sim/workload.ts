@@ -36,6 +36,14 @@ export class SimClient {
   private session: number | undefined;
   /** Attempts at registering the current session, while registering. */
   private registering = 0;
+  /**
+   * Registration attempts over the client's life: each attempt's number is
+   * unique, so that a lagging node applying an old registration entry
+   * cannot answer a newer registration with the old (expired) session.
+   */
+  private registrationAttempts = 0;
+  /** The number of the current registration's first attempt: answers to earlier ones are stale. */
+  private registrationStart = 0;
   private seq = 0;
   current: ClientOp | undefined;
   readonly history: ClientOp[] = [];
@@ -100,14 +108,14 @@ export class SimClient {
   }
 
   private register(now: number): void {
-    this.registering++;
+    if (this.registering++ === 0) this.registrationStart = this.registrationAttempts + 1;
     this.host.sendRequest(this.target(), {
       client: this.id,
       register: true,
       session: 0,
       seq: 0,
       input: undefined,
-      attempt: this.registering,
+      attempt: ++this.registrationAttempts,
     });
     this.schedule(now + this.timeoutUs);
   }
@@ -140,6 +148,8 @@ export class SimClient {
     if (this.registering > 0) {
       if (r.opSession !== undefined) return; // a late answer about an operation of the old session
       if (r.session === undefined) return this.retrySoon(now, r);
+      // The answer to a registration of an earlier session, applied late by a lagging node.
+      if (r.registration === undefined || r.registration < this.registrationStart) return;
       this.session = r.session;
       this.seq = 0;
       this.registering = 0;

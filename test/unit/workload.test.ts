@@ -47,7 +47,7 @@ describe('SimClient', () => {
     const { c, host, fire } = client();
     fire();
     assert.equal(host.last().register, true);
-    c.onReply(10, { client: 1000, seq: 0, from: 1, session: 7 });
+    c.onReply(10, { client: 1000, seq: 0, from: 1, session: 7, registration: host.last().attempt });
     fire();
     const op = host.last();
     assert.deepEqual([op.register, op.session, op.seq], [false, 7, 1]);
@@ -58,7 +58,7 @@ describe('SimClient', () => {
   it('after its session expired, takes no late answer from the old session for one in the new (sequence numbers start over)', () => {
     const { c, host, fire } = client();
     fire();
-    c.onReply(10, { client: 1000, seq: 0, from: 1, session: 7 });
+    c.onReply(10, { client: 1000, seq: 0, from: 1, session: 7, registration: host.last().attempt });
     fire(); // seq 1 in session 7
     c.onReply(20, { client: 1000, seq: 1, opSession: 7, from: 1, error: 'session-expired' });
     assert.equal(c.sessionsExpired, 1);
@@ -69,7 +69,7 @@ describe('SimClient', () => {
     const [sentBefore, timerBefore] = [host.sent.length, host.token];
     c.onReply(25, { client: 1000, seq: 1, opSession: 7, from: 2, error: 'no-leader' });
     assert.deepEqual([host.sent.length, host.token], [sentBefore, timerBefore]);
-    c.onReply(30, { client: 1000, seq: 0, from: 1, session: 9 });
+    c.onReply(30, { client: 1000, seq: 0, from: 1, session: 9, registration: host.last().attempt });
     fire();
     const op = host.last();
     assert.deepEqual([op.session, op.seq], [9, 1]);
@@ -79,5 +79,28 @@ describe('SimClient', () => {
     c.onReply(50, { client: 1000, seq: 1, opSession: 9, from: 1, output: { ok: true, value: '2' } });
     assert.equal(host.completed.length, 1);
     assert.deepEqual(host.completed[0]!.output, { ok: true, value: '2' });
+  });
+
+  it('takes no answer to an earlier registration as the answer to a new one (seed 15294)', () => {
+    // A lagging node applies the client's old registration entry late and
+    // answers the client's new registration with the old, expired session:
+    // the client would then number operations in that session, and the same
+    // node, still replaying, would answer them with old results.
+    const { c, host, fire } = client();
+    fire();
+    const first = host.last().attempt;
+    c.onReply(10, { client: 1000, seq: 0, from: 1, session: 7, registration: first });
+    fire();
+    c.onReply(20, { client: 1000, seq: 1, opSession: 7, from: 1, error: 'session-expired' });
+    fire();
+    const again = host.last();
+    assert.equal(again.register, true);
+    assert.notEqual(again.attempt, first, 'registration attempts are numbered over the client\'s life');
+    c.onReply(25, { client: 1000, seq: 0, from: 3, session: 7, registration: first });
+    fire();
+    assert.equal(host.last().register, true, 'still registering: the answer was about the old registration');
+    c.onReply(30, { client: 1000, seq: 0, from: 1, session: 12, registration: host.last().attempt });
+    fire();
+    assert.deepEqual([host.last().register, host.last().session, host.last().seq], [false, 12, 1]);
   });
 });
