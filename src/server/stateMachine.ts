@@ -4,7 +4,8 @@
 // starts with a tag byte saying which of the two it is for; a snapshot holds
 // both.
 
-import type { StateMachine } from '../node/stateMachine.js';
+import { SnapshotNotReadyError } from '../node/errors.js';
+import { ByteAssembler, type SnapshotTask, type StateMachine } from '../node/stateMachine.js';
 import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, decodeCommand, encodeCommand } from '../kv/index.js';
 import type { Member } from '../kv/types.js';
 import type { NodeId } from '../raft/types.js';
@@ -99,6 +100,14 @@ function shortKey(key: Uint8Array): string {
   return text.length > 24 || key.length > 96 ? `${text.slice(0, 23)}…` : text;
 }
 
+/** The parts of a server snapshot, in order. */
+function frame(kvBytes: Uint8Array, membersBytes: Uint8Array): Uint8Array[] {
+  const head = Buffer.alloc(5);
+  head[0] = SNAPSHOT_VERSION;
+  head.writeUInt32BE(kvBytes.length, 1);
+  return [head, kvBytes, membersBytes];
+}
+
 export class ServerStateMachine implements StateMachine<KvResult | undefined> {
   readonly kv = new KvStateMachine();
 
@@ -136,14 +145,29 @@ export class ServerStateMachine implements StateMachine<KvResult | undefined> {
 
   /** [version u8][kv snapshot length u32][kv snapshot][members JSON]. */
   snapshot(): Uint8Array {
-    const kvBytes = this.kv.snapshot();
-    const membersBytes = Buffer.from(JSON.stringify(this.members.toJSON()));
-    const out = Buffer.alloc(5 + kvBytes.length + membersBytes.length);
-    out[0] = SNAPSHOT_VERSION;
-    out.writeUInt32BE(kvBytes.length, 1);
-    out.set(kvBytes, 5);
-    out.set(membersBytes, 5 + kvBytes.length);
-    return out;
+    return Buffer.concat(frame(this.kv.snapshot(), this.membersBytes()));
+  }
+
+  /** snapshot() in slices: the key-value store through its SnapshotEncoder, the member table as of now. */
+  beginSnapshot(): SnapshotTask {
+    const kv = this.kv.beginSnapshot();
+    const members = this.membersBytes();
+    let assembler: ByteAssembler | undefined;
+    return {
+      step: () => {
+        if (assembler) return assembler.step();
+        if (kv.step()) assembler = new ByteAssembler(frame(kv.result(), members));
+        return false;
+      },
+      result: () => {
+        if (!assembler?.done) throw new SnapshotNotReadyError('ServerStateMachine snapshot');
+        return assembler.result();
+      },
+    };
+  }
+
+  private membersBytes(): Uint8Array {
+    return Buffer.from(JSON.stringify(this.members.toJSON()));
   }
 
   restore(data: Uint8Array, index: number): void {
