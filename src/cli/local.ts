@@ -57,6 +57,8 @@ export async function localCommand(argv: readonly string[]): Promise<number> {
       `  npx raftkv inc visits --endpoints ${endpoints}`,
       `  metrics: ${cluster.members[0]!.clientURL}/metrics   health: ${cluster.members[0]!.clientURL}/health`,
       '',
+      `visualiser: ${cluster.members[0]!.clientURL}/ui/`,
+      '',
       'Ctrl-C stops the cluster (the data stays; starting again rejoins it).',
       '',
     ].join('\n'),

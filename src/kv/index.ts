@@ -7,6 +7,7 @@ export { type ClientSession, type KvCommand, type KvOperation, decodeCommand, en
 export { type EtcdErrorCode, type KvErrorCode, GrpcStatus, KvError, KvSnapshotError, etcdError } from './errors.js';
 export type { KvResponse, KvResult } from './messages.js';
 export { isReadOnlyTxn, isSerializableTxn } from './operations.js';
+export { SNAPSHOT_STEP_BYTES, SnapshotEncoder } from './snapshot.js';
 export {
   DEFAULT_MAX_OUTSTANDING_PER_CLIENT,
   DEFAULT_SESSION_TTL_MS,

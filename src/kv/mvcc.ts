@@ -33,7 +33,10 @@ export interface Version {
 /**
  * A key's history: its versions and tombstones, oldest first, never empty.
  * Most keys have one version, held alone (an array costs more than the
- * version itself); a second version turns it into an array. A put after a
+ * version itself); a second version turns it into an array. An array is
+ * only ever appended to in place (compaction replaces it), so a reference
+ * taken at revision R keeps showing the history as of R in its versions at
+ * or below R (what SnapshotEncoder relies on). A put after a
  * tombstone starts a new generation (create = its revision, version 1), as
  * etcd's keyIndex does.
  */
@@ -236,7 +239,9 @@ export class MvccStore {
       } else if (drop === h.length - 1) {
         this.index.set(key, h[drop]!);
       } else {
-        h.splice(0, drop);
+        // A new array, not a splice: a snapshot being encoded (SnapshotEncoder)
+        // may hold this one, and only appends may touch a history in place.
+        this.index.set(key, h.slice(drop));
       }
     });
     if (removed) this.order.retain((key) => this.index.has(key));

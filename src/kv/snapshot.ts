@@ -10,8 +10,11 @@
 //   | the session table (sessions.ts) | u32 CRC32C of everything before it.
 //
 // Deterministic: the same state gives the same bytes (keys in order, sessions
-// in order of last use, which every member shares).
+// in order of last use, which every member shares). SnapshotEncoder writes
+// the same bytes in slices, for a member that must not stall while it does.
 
+import { SnapshotNotReadyError } from '../node/errors.js';
+import { ByteAssembler, type SnapshotTask } from '../node/stateMachine.js';
 import { crc32c } from '../storage/crc.js';
 import { CodecError, Reader, Writer } from './codec.js';
 import { KvSnapshotError } from './errors.js';
@@ -42,6 +45,33 @@ function writeVersion(w: Writer, v: Version): void {
   if (hasLease) w.i64(v.lease);
 }
 
+function writeHeader(w: Writer, revision: number, compactRevision: number, clock: number, keyCount: number): void {
+  for (const b of MAGIC) w.u8(b);
+  w.u8(VERSION);
+  w.uvarint(revision);
+  w.svarint(compactRevision);
+  w.uvarint(clock);
+  w.uvarint(keyCount);
+}
+
+/**
+ * Writes a key and the versions of its history at or below `rev`: all of
+ * them in a live history, and in one captured at `rev` those it had then
+ * (a history only grows in place, by versions above the store's revision).
+ */
+function writeHistory(w: Writer, key: string, h: History, rev: number): void {
+  w.latin1(key);
+  if (!Array.isArray(h)) {
+    w.uvarint(1);
+    writeVersion(w, h);
+    return;
+  }
+  let n = h.length;
+  while (n > 0 && h[n - 1]!.main > rev) n--;
+  w.uvarint(n);
+  for (let i = 0; i < n; i++) writeVersion(w, h[i]!);
+}
+
 /**
  * Writes the state in the snapshot format, minus the final checksum,
  * handing the bytes to `sink` in chunks of about CHUNK bytes (each a view,
@@ -53,21 +83,10 @@ function writeState(store: MvccStore, sessions: SessionTable, clock: number, sin
     sink(w.written());
     w.reset();
   };
-  for (const b of MAGIC) w.u8(b);
-  w.u8(VERSION);
-  w.uvarint(store.currentRevision);
-  w.svarint(store.compactRevision);
-  w.uvarint(clock);
-  w.uvarint(store.historyCount);
+  const rev = store.currentRevision;
+  writeHeader(w, rev, store.compactRevision, clock, store.historyCount);
   store.forEach((key, h) => {
-    w.latin1(key);
-    if (Array.isArray(h)) {
-      w.uvarint(h.length);
-      for (const v of h) writeVersion(w, v);
-    } else {
-      w.uvarint(1);
-      writeVersion(w, h);
-    }
+    writeHistory(w, key, h, rev);
     if (w.pos > CHUNK) flush();
   });
   sessions.encode(w);
@@ -91,6 +110,99 @@ export function encodeSnapshot(store: MvccStore, sessions: SessionTable, clock: 
   }
   new DataView(out.buffer).setUint32(size, crc, true);
   return out;
+}
+
+/** Bytes a SnapshotEncoder step encodes by default: a few milliseconds of work. */
+export const SNAPSHOT_STEP_BYTES = 256 * 1024;
+
+/**
+ * encodeSnapshot a slice at a time, of the state at construction, while
+ * the store goes on changing between the steps (the node applies entries
+ * meanwhile; etcd gets the same from a bbolt read transaction).
+ *
+ * The view costs a reference per key: the keys in order with their
+ * histories, taken at construction. What the store does after cannot alter
+ * it: appends to a captured history add versions above the captured
+ * revision, which writeHistory leaves out; compaction replaces a history
+ * rather than editing it (MvccStore.compact) and rebuilds the key tree; a
+ * restore builds a new store; versions are immutable. The session table is
+ * small and changes in place, so it is encoded at once.
+ */
+export class SnapshotEncoder implements SnapshotTask {
+  private readonly revision: number;
+  private keys: string[];
+  private histories: History[];
+  private readonly sessions: Uint8Array;
+  private next = 0;
+  private readonly w = new Writer(CHUNK + 1024);
+  private readonly chunks: Uint8Array[] = [];
+  private crc = 0;
+  /** Bytes handed to chunks so far. */
+  private flushed = 0;
+  private assembler: ByteAssembler | undefined;
+
+  constructor(store: MvccStore, sessions: SessionTable, clock: number) {
+    this.revision = store.currentRevision;
+    // Sized up front: growing arrays of a million references would copy them again and again.
+    const keys = (this.keys = new Array<string>(store.historyCount));
+    const histories = (this.histories = new Array<History>(store.historyCount));
+    let i = 0;
+    store.forEach((key, h) => {
+      keys[i] = key;
+      histories[i++] = h;
+    });
+    const s = new Writer();
+    sessions.encode(s);
+    this.sessions = s.finish();
+    writeHeader(this.w, this.revision, store.compactRevision, clock, keys.length);
+  }
+
+  /**
+   * Encodes about `budgetBytes` (or, at the end, copies about
+   * ASSEMBLY_STEP_BYTES into the result); true once result() is ready.
+   */
+  step(budgetBytes = SNAPSHOT_STEP_BYTES): boolean {
+    if (this.assembler) return this.assembler.step();
+    const w = this.w;
+    const keys = this.keys;
+    const histories = this.histories;
+    const rev = this.revision;
+    const until = this.flushed + budgetBytes;
+    while (this.next < keys.length) {
+      writeHistory(w, keys[this.next]!, histories[this.next]!, rev);
+      this.next++;
+      if (w.pos > CHUNK) this.flush();
+      if (this.flushed + w.pos >= until) return false;
+    }
+    this.flush();
+    this.add(this.sessions);
+    const trailer = new Uint8Array(4);
+    new DataView(trailer.buffer).setUint32(0, this.crc, true);
+    this.chunks.push(trailer);
+    // The view is no longer needed: let the versions it alone holds go.
+    this.keys = [];
+    this.histories = [];
+    this.assembler = new ByteAssembler(this.chunks);
+    return false;
+  }
+
+  /** The snapshot: byte for byte what encodeSnapshot returned at construction. */
+  result(): Uint8Array {
+    if (!this.assembler?.done) throw new SnapshotNotReadyError('SnapshotEncoder');
+    return this.assembler.result();
+  }
+
+  private flush(): void {
+    if (this.w.pos === 0) return;
+    this.add(new Uint8Array(this.w.written())); // a copy: the writer reuses its buffer
+    this.w.reset();
+  }
+
+  private add(chunk: Uint8Array): void {
+    this.crc = crc32c(chunk, this.crc);
+    this.flushed += chunk.length;
+    this.chunks.push(chunk);
+  }
 }
 
 /** The CRC32C of the whole state (store, sessions, clock) as encodeSnapshot writes it, without building the snapshot. */

@@ -94,12 +94,19 @@ export function decodeEnvelope(data: Uint8Array): Envelope {
 export type MemberUrls = ReadonlyMap<number, string>;
 
 export function encodeNodeSnapshot(members: MemberUrls, data: Uint8Array): Uint8Array {
+  const header = nodeSnapshotHeader(members);
+  const out = new Uint8Array(header.length + data.byteLength);
+  out.set(header, 0);
+  out.set(data, header.length);
+  return out;
+}
+
+/** What encodeNodeSnapshot puts before the state machine's bytes (for assembling one in slices). */
+export function nodeSnapshotHeader(members: MemberUrls): Uint8Array {
   const json = new TextEncoder().encode(JSON.stringify([...members].sort((x, y) => x[0] - y[0])));
-  const out = new Uint8Array(1 + uvarintLength(json.length) + json.length + data.byteLength);
+  const out = new Uint8Array(1 + uvarintLength(json.length) + json.length);
   out[0] = SNAPSHOT_TAG;
-  const at = putUvarint(out, 1, json.length);
-  out.set(json, at);
-  out.set(data, at + json.length);
+  out.set(json, putUvarint(out, 1, json.length));
   return out;
 }
 

@@ -54,6 +54,14 @@ export class NodeStoppedError extends NodeError {
   }
 }
 
+/** A SnapshotTask's result() was asked for before its last step() (a bug in the caller). */
+export class SnapshotNotReadyError extends NodeError {
+  readonly code = 'SNAPSHOT_NOT_READY';
+  constructor(what: string) {
+    super(`${what}: result() called before step() returned true`);
+  }
+}
+
 /**
  * The node stopped itself because continuing could lose or corrupt data.
  * `reason`:

@@ -11,7 +11,7 @@ export {
   SILENT_NODE_LOGGER,
   SYSTEM_CLOCK,
 } from './options.js';
-export type { StateMachine } from './stateMachine.js';
+export { ASSEMBLY_STEP_BYTES, ByteAssembler, type SnapshotTask, type StateMachine } from './stateMachine.js';
 export {
   EnvelopeError,
   InvalidNodeOptionsError,
@@ -21,6 +21,7 @@ export {
   NodeFailedError,
   NodeStoppedError,
   RequestTimeoutError,
+  SnapshotNotReadyError,
 } from './errors.js';
 export { ProposalDroppedError, type DropReason } from '../raft/errors.js';
 export { LocalNetwork, LocalTransport, type MessageFilter } from './localTransport.js';

@@ -28,7 +28,7 @@ import { randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 
 import { decodeConfChange } from '../raft/confchange.js';
-import { InvalidMessageError } from '../raft/errors.js';
+import { InvalidMessageError, SnapshotTemporarilyUnavailableError } from '../raft/errors.js';
 import { type ProgressStatus, type Ready, RawNode, bootstrapState } from '../raft/rawNode.js';
 import type { InitialState, Storage } from '../raft/storage.js';
 import type {
@@ -49,7 +49,7 @@ import { DiskStorage } from '../storage/diskStorage.js';
 import { StorageError } from '../storage/errors.js';
 import { NodeFileSystem } from '../storage/nodeFs.js';
 import type { Transport } from '../transport/types.js';
-import { decodeConfContext, decodeEnvelope, decodeNodeSnapshot, encodeConfContext, encodeEnvelope, encodeNodeSnapshot } from './envelope.js';
+import { decodeConfContext, decodeEnvelope, decodeNodeSnapshot, encodeConfContext, encodeEnvelope, encodeNodeSnapshot, nodeSnapshotHeader } from './envelope.js';
 import { InvalidNodeOptionsError, InvalidRequestError, NodeFailedError, NodeStoppedError, RequestTimeoutError } from './errors.js';
 import {
   type NodeClock,
@@ -63,7 +63,7 @@ import {
 } from './options.js';
 import { Proposals, type Settle } from './proposals.js';
 import { Reads } from './reads.js';
-import type { StateMachine } from './stateMachine.js';
+import { ByteAssembler, type SnapshotTask, type StateMachine } from './stateMachine.js';
 
 /** What the node reports about itself (for the server's status endpoints and the visualiser). */
 export interface NodeStatus {
@@ -77,6 +77,7 @@ export interface NodeStatus {
   readonly applied: number;
   readonly firstIndex: number;
   readonly lastIndex: number;
+  readonly lastTerm: number;
   readonly snapshotIndex: number;
   readonly leadTransferee: NodeId;
   readonly confState: ConfState;
@@ -167,6 +168,10 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   private soft: SoftState = { lead: 0, state: 'follower' };
   /** A Ready's hard state that changed only the commit index: not synced on its own (etcd neither); written with the next write. */
   private unsavedHardState: HardState | undefined;
+
+  /** The snapshot being encoded in slices, if any, and its next step. */
+  private snapshotting: PendingSnapshot | undefined;
+  private snapshotStep: NodeJS.Immediate | undefined;
 
   private ticker: unknown;
   private passScheduled = false;
@@ -435,6 +440,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       applied: this.appliedIndex,
       firstIndex: s.firstIndex,
       lastIndex: s.lastIndex,
+      lastTerm: s.lastTerm,
       snapshotIndex: this.storage.snapshotIndex(),
       leadTransferee: s.leadTransferee,
       confState: this.confState,
@@ -469,6 +475,29 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   /** The leader this node knows of (0: none). */
   get leader(): NodeId {
     return this.soft.lead;
+  }
+
+  /**
+   * The election timer in ticks: elapsed since its last reset, and the
+   * randomized timeout it counts to in this term (§5.2; on a leader the
+   * elapsed ticks count towards the CheckQuorum round instead). For the
+   * visualiser's shrinking ring.
+   */
+  electionTimer(): { elapsed: number; timeout: number } {
+    const r = this.raw.raft;
+    return { elapsed: r.electionElapsed, timeout: r.randomizedElectionTimeout };
+  }
+
+  /**
+   * The last `max` entries of the log, oldest first, including those not yet
+   * durable (for the visualiser). Never reaches below the first index kept
+   * after compaction.
+   */
+  logTail(max: number): Entry[] {
+    const log = this.raw.raft.raftLog;
+    const last = log.lastIndex();
+    const lo = Math.max(log.firstIndex(), last - max + 1);
+    return lo > last ? [] : log.slice(lo, last + 1, Number.MAX_SAFE_INTEGER);
   }
 
   /** Known peer URLs, by member id. */
@@ -770,6 +799,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     for (const [id, url] of next) if (id !== this.id && this.members.get(id) !== url) this.transport.addPeer(id, url);
     this.members = next;
     this.proposals.snapshotInstalled(index);
+    this.snapshotInstalledOver(index);
     this.counters.snapshotsInstalled++;
     this.logger.info({ member: this.id, index, term, bytes: snap.data.byteLength }, 'snapshot installed');
     this.notify('snapshotInstalled', { index, term, bytes: snap.data.byteLength });
@@ -777,17 +807,78 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
 
   // ---------------------------------------------------------------------------
   // Snapshots
+  //
+  // A state machine with beginSnapshot() is snapshotted in slices: the task
+  // captures the state at the applied index, one step runs per turn of the
+  // event loop (setImmediate, between processing passes, so applying,
+  // answering and persisting go on), and the bytes are written when done.
+  // etcd gets the same from a bbolt read transaction in a goroutine. Others
+  // are snapshotted in one go, as before.
 
   /**
    * Snapshots the state machine at the applied index; with `compact`, also
    * discards the log below it but for snapshotCatchUpEntries (etcd keeps the
-   * same margin, so a slightly slow follower catches up from the log).
+   * same margin, so a slightly slow follower catches up from the log) once
+   * the snapshot is written. One snapshot at a time: while one is being
+   * encoded, this only makes sure it will compact.
    */
   private takeSnapshot(compact: boolean): void {
+    const running = this.snapshotting;
+    if (running) {
+      running.compact ||= compact;
+      return;
+    }
     const index = this.appliedIndex;
     if (index <= this.storage.snapshotIndex()) return;
-    const data = encodeNodeSnapshot(this.members, this.sm.snapshot());
-    const snap = this.storage.createSnapshot(index, this.confState, data, (err) => {
+    const pending: PendingSnapshot = { index, confState: this.confState, members: new Map(this.members), compact, task: undefined };
+    if (this.sm.beginSnapshot === undefined) {
+      this.writeSnapshot(pending, encodeNodeSnapshot(pending.members, this.stateMachineCall(() => this.sm.snapshot())));
+      return;
+    }
+    pending.task = this.stateMachineCall(() => this.sm.beginSnapshot!());
+    this.snapshotting = pending;
+    this.snapshotStep = setImmediate(this.runSnapshotStep);
+  }
+
+  /** One slice of the snapshot being encoded; then the next, or the assembly with the member list, or the write. */
+  private readonly runSnapshotStep = (): void => {
+    this.snapshotStep = undefined;
+    const p = this.snapshotting;
+    if (p === undefined || this.halted) return;
+    try {
+      if (p.assembler === undefined) {
+        if (this.stateMachineCall(() => p.task!.step())) {
+          const data = this.stateMachineCall(() => p.task!.result());
+          p.task = undefined;
+          p.assembler = new ByteAssembler([nodeSnapshotHeader(p.members), data]);
+        }
+      } else if (p.assembler.step()) {
+        // Written between Readies only: every entry applied then is durable
+        // here, so the snapshot never covers entries missing from the log.
+        if (this.persisting) {
+          void this.idle().then(this.runSnapshotStep);
+          return;
+        }
+        this.snapshotting = undefined;
+        this.writeSnapshot(p, p.assembler.result());
+        return;
+      }
+    } catch (err) {
+      this.snapshotting = undefined;
+      this.fail(asFailure(err));
+      return;
+    }
+    this.snapshotStep = setImmediate(this.runSnapshotStep);
+  };
+
+  /** Writes the node snapshot `data` taken at p.index (unless one as new was installed meanwhile) and compacts the log behind it. */
+  private writeSnapshot(p: PendingSnapshot, data: Uint8Array): void {
+    const { index, compact } = p;
+    if (index <= this.storage.snapshotIndex()) {
+      this.logger.info({ member: this.id, index, installed: this.storage.snapshotIndex() }, 'snapshot discarded: a newer one was installed');
+      return;
+    }
+    const snap = this.storage.createSnapshot(index, p.confState, data, (err) => {
       if (err) this.fail(new NodeFailedError('storage', err));
     });
     let compactedTo = 0;
@@ -801,20 +892,60 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.notify('snapshotTaken', { index, term: snap.metadata.term, bytes: data.byteLength, compactedTo });
   }
 
-  /**
-   * The leader needs a snapshot for a follower. Like etcd, answer with one of
-   * the current applied state when the stored one is older: one taken before
-   * a member was added would not include it, and that member could not use
-   * it. Only between Readies, when the state machine is exactly at
-   * appliedIndex; otherwise the stored one goes.
-   */
-  private snapshotForPeer(): void {
-    if (this.halted || this.persisting || this.raw.readyInFlight) return;
+  /** A snapshot being encoded is dropped if the leader's just installed is at least as new. */
+  private snapshotInstalledOver(index: number): void {
+    const p = this.snapshotting;
+    if (p === undefined || p.index > index) return;
+    this.snapshotting = undefined;
+    if (this.snapshotStep !== undefined) clearImmediate(this.snapshotStep);
+    this.snapshotStep = undefined;
+    this.logger.info({ member: this.id, index: p.index, installed: index }, 'snapshot abandoned: a newer one was installed');
+  }
+
+  private stateMachineCall<T>(call: () => T): T {
     try {
+      return call();
+    } catch (err) {
+      throw new NodeFailedError('state-machine', err as Error);
+    }
+  }
+
+  /**
+   * The leader needs a snapshot for a follower (the core asks storage for
+   * one). The stored one may be too old: one taken before a member was
+   * added does not include it, and that member could not use it (raft
+   * ignores a snapshot whose configuration lacks it). Like etcd, the node
+   * then answers with one of the current applied state.
+   *
+   * A state machine snapshotted in slices cannot give one now: one is
+   * started (unless one is under way) and the core is told the snapshot is
+   * temporarily unavailable, as etcd-io/raft's storage may, and tries again
+   * at its next chance to send. Its stored snapshot is used as long as its
+   * configuration has every current member: the log after it is kept (the
+   * compaction stays snapshotCatchUpEntries behind it).
+   *
+   * A state machine snapshotted in one go gets a fresh snapshot whenever
+   * the stored one is older than the applied index, as before; only between
+   * Readies, when the state machine is exactly at appliedIndex and every
+   * entry applied is durable here; otherwise the stored one goes.
+   */
+  private snapshotForPeer(): Snapshot {
+    const stored = this.storage.snapshot();
+    if (this.halted) return stored;
+    try {
+      if (this.sm.beginSnapshot === undefined) {
+        if (this.persisting || this.raw.readyInFlight) return stored;
+        this.takeSnapshot(false);
+        return this.storage.snapshot();
+      }
+      if (stored.metadata.index > 0 && hasEveryMember(stored.metadata.confState, this.confState)) return stored;
       this.takeSnapshot(false);
     } catch (err) {
       this.fail(asFailure(err));
+      return stored;
     }
+    if (this.snapshotting === undefined) return this.storage.snapshot();
+    throw new SnapshotTemporarilyUnavailableError();
   }
 
   // ---------------------------------------------------------------------------
@@ -836,6 +967,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   private async shutdown(): Promise<void> {
     this.halted = true;
     this.clock.clearInterval(this.ticker);
+    // A snapshot being encoded is abandoned: the stored one and the log are intact.
+    this.snapshotting = undefined;
+    if (this.snapshotStep !== undefined) clearImmediate(this.snapshotStep);
     // What is not in the log yet is refused now; what is may still apply with the write in flight.
     this.proposals.failQueued(this.failedWith ?? new NodeStoppedError('the node stopped before the proposal was sent'));
     await this.idle();
@@ -883,12 +1017,12 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
 
 /**
  * The core's view of the storage. When the leader needs a snapshot for a
- * follower it asks storage for one: the node may first take a fresh one.
+ * follower it asks storage for one: the node answers (snapshotForPeer).
  */
 class CoreStorageView implements Storage {
   constructor(
     private readonly storage: NodeStorage,
-    private readonly onSnapshotRequest: () => void,
+    private readonly snapshotForPeer: () => Snapshot,
   ) {}
   initialState(): InitialState {
     return this.storage.initialState();
@@ -906,9 +1040,27 @@ class CoreStorageView implements Storage {
     return this.storage.lastIndex();
   }
   snapshot(): Snapshot {
-    this.onSnapshotRequest();
-    return this.storage.snapshot();
+    return this.snapshotForPeer();
   }
+}
+
+/** A snapshot under way (RaftNode.takeSnapshot): what it was taken at, and the encoding's progress. */
+interface PendingSnapshot {
+  readonly index: number;
+  readonly confState: ConfState;
+  /** The peer URLs at `index`. */
+  readonly members: ReadonlyMap<NodeId, string>;
+  compact: boolean;
+  /** The state machine's encoding, until its result is in. */
+  task: SnapshotTask | undefined;
+  /** Then: the node snapshot (member list, state machine's bytes) being put together. */
+  assembler?: ByteAssembler;
+}
+
+/** Whether a snapshot with configuration `stored` includes every member of `current`: any of them can restore it. */
+function hasEveryMember(stored: ConfState, current: ConfState): boolean {
+  const has = new Set([...stored.voters, ...stored.learners, ...stored.votersOutgoing, ...stored.learnersNext]);
+  return [current.voters, current.learners, current.votersOutgoing, current.learnersNext].every((ids) => ids.every((id) => has.has(id)));
 }
 
 function isEmpty(s: NodeStorage): boolean {

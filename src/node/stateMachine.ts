@@ -4,6 +4,8 @@
 // The key-value store (src/kv/) is one; a replicated counter is another
 // (examples/counter.ts).
 
+import { SnapshotNotReadyError } from './errors.js';
+
 export interface StateMachine<Result = unknown> {
   /**
    * Applies one committed command. Must be deterministic: every member
@@ -16,6 +18,85 @@ export interface StateMachine<Result = unknown> {
   apply(command: Uint8Array, index: number): Result;
   /** Serializes the state as of the last applied entry. */
   snapshot(): Uint8Array;
+  /**
+   * Optional: starts serializing the state as of the last applied entry
+   * without doing it all at once, for a state too large to encode in one go
+   * without stalling the member. The node calls it instead of snapshot() for
+   * its periodic snapshots and for a follower that needs one, then calls
+   * step() on the task between its processing passes until it returns true,
+   * and result() once.
+   *
+   * Contract: result() must be exactly what snapshot() would have returned
+   * at the call to beginSnapshot(), although apply() (and restore()) run
+   * between the steps: capture a consistent view at the call (cheaply: a
+   * copy of references, with copy-on-write where the machine would mutate
+   * them in place), then encode it piece by piece. The node may drop a task
+   * at any point without another call (stop, or a newer snapshot from the
+   * leader): a task must hold nothing that needs releasing. A throw from
+   * beginSnapshot(), step() or result() stops the node, as a throw from
+   * snapshot() does.
+   */
+  beginSnapshot?(): SnapshotTask;
   /** Replaces the whole state with a snapshot's, taken at log index `index`. */
   restore(data: Uint8Array, index: number): void;
+}
+
+/** A snapshot being encoded in slices (StateMachine.beginSnapshot). */
+export interface SnapshotTask {
+  /**
+   * Does a bounded slice of the work, a few milliseconds' worth, and
+   * returns true once the snapshot is complete (and keeps returning true).
+   */
+  step(): boolean;
+  /** The snapshot's bytes; only once step() has returned true. */
+  result(): Uint8Array;
+}
+
+/** Bytes copied per step() of a ByteAssembler: a few milliseconds' worth even into fresh pages. */
+export const ASSEMBLY_STEP_BYTES = 1 << 20;
+
+/**
+ * Concatenates parts into one array a slice per step(), for the last stage
+ * of a SnapshotTask: copying tens of megabytes into a fresh allocation at
+ * once (page faults and all) would be the very stall the task avoids.
+ */
+export class ByteAssembler {
+  private readonly out: Uint8Array;
+  private part = 0;
+  /** Bytes of parts[part] already copied. */
+  private within = 0;
+  private at = 0;
+
+  constructor(private readonly parts: readonly Uint8Array[]) {
+    let size = 0;
+    for (const p of parts) size += p.length;
+    this.out = new Uint8Array(size);
+  }
+
+  /** Copies up to `budget` bytes; true once everything is copied. */
+  step(budget = ASSEMBLY_STEP_BYTES): boolean {
+    while (budget > 0 && this.part < this.parts.length) {
+      const p = this.parts[this.part]!;
+      const n = Math.min(budget, p.length - this.within);
+      this.out.set(n === p.length ? p : p.subarray(this.within, this.within + n), this.at);
+      this.at += n;
+      this.within += n;
+      budget -= n;
+      if (this.within === p.length) {
+        this.part++;
+        this.within = 0;
+      }
+    }
+    return this.part === this.parts.length;
+  }
+
+  get done(): boolean {
+    return this.part === this.parts.length;
+  }
+
+  /** The concatenation; only once step() has returned true. */
+  result(): Uint8Array {
+    if (!this.done) throw new SnapshotNotReadyError('ByteAssembler');
+    return this.out;
+  }
 }

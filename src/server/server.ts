@@ -22,11 +22,14 @@ import { type KvCommand, type KvOperation, KvError, type KvResult, isReadOnlyTxn
 import type * as kv from '../kv/types.js';
 import { TcpTransport } from '../transport/tcp.js';
 import type { ServerConfig } from './config.js';
-import { GrpcError, GrpcServer, type ServerCall, addEtcdServices, sessionMetadata } from './grpc.js';
+import { type EtcdHandlers, GrpcError, GrpcServer, type ServerCall, addEtcdServices, sessionMetadata } from './grpc.js';
+import { gatewayRoutes } from './gateway.js';
 import { type ClientListener, httpRoutes, listenClient } from './listen.js';
 import type { Logger } from './log.js';
 import { ServerMetrics } from './metrics.js';
-import { MemberTable, ServerStateMachine } from './stateMachine.js';
+import { MemberTable, ServerStateMachine, describeCommand } from './stateMachine.js';
+import { LOG_TAIL_ENTRIES, UiFeed, buildMemberView, memberHex, recordNodeEvents } from './uiFeed.js';
+import { uiStaticRoutes } from './uiStatic.js';
 import { GrpcStatus } from './types.js';
 
 /** The version etcd clients see: etcd 3.4's API, served by raftkv. */
@@ -61,6 +64,7 @@ function requestError(e: unknown): Error {
 
 export async function startServer(config: ServerConfig, options: StartOptions): Promise<RaftkvServer> {
   const log = options.log;
+  const startedAt = Date.now();
   const metrics = new ServerMetrics();
   const members = new MemberTable(config.initialCluster.map((m) => ({ id: m.id, name: m.name, peerURLs: [...m.peerURLs], clientURLs: [], isLearner: false })));
   const stateMachine = new ServerStateMachine(members);
@@ -92,6 +96,35 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     snapshotCount: config.snapshotCount,
     logger: log.child({ part: 'raft' }),
   });
+
+  // The visualiser's live feed (GET /ui/events) and its timeline, from the start.
+  const feed = new UiFeed({
+    memberId: config.memberId,
+    name: config.name,
+    startedAt,
+    log: log.child({ part: 'ui' }),
+    view: () =>
+      buildMemberView({
+        name: config.name,
+        status: node.status(),
+        electionTimer: node.electionTimer(),
+        logTail: node.logTail(LOG_TAIL_ENTRIES),
+        describeCommand,
+      }),
+    sentCounts: () => {
+      const counts = new Map<string, number>();
+      for (const id of node.peerUrls().keys()) {
+        if (id !== config.memberId) counts.set(memberHex(id), transport.peerStatus(id)?.sentMessages ?? 0);
+      }
+      return counts;
+    },
+    peers: () => {
+      const st = node.status();
+      const ids = [...new Set([...st.confState.voters, ...st.confState.votersOutgoing, ...st.confState.learners])];
+      return members.list(ids, st.confState.learners, node.peerUrls()).map((m) => ({ id: m.id.toString(16), name: m.name, clientURLs: m.clientURLs }));
+    },
+  });
+  recordNodeEvents(node, feed, config.name);
 
   // Logs and metrics from the node's events.
   node.on('leaderChange', ({ leader, previous, term }) => {
@@ -158,7 +191,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     maxReceiveMessageBytes: config.maxRequestBytes + 512 * 1024,
     onHandlerError: (e, path) => log.error({ err: e, path }, 'request handler failed'),
   });
-  addEtcdServices(grpc, {
+  const handlers: EtcdHandlers = {
     range: async (req) => {
       await linearize(req.serializable);
       const res = stateMachine.kv.range(req);
@@ -201,7 +234,8 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
         members: members.list([...new Set(ids)], st.confState.learners, node.peerUrls()),
       };
     },
-  });
+  };
+  addEtcdServices(grpc, handlers);
 
   const routes = httpRoutes({
     '/metrics': async (_req, res) => {
@@ -220,6 +254,13 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       res.writeHead(reason === '' ? 200 : 503, { 'content-type': 'application/json' });
       res.end(JSON.stringify({ health: reason === '' ? 'true' : 'false', reason }));
     },
+    '/ui/events': (req, res) => feed.handle(req, res),
+    ...uiStaticRoutes(),
+    ...gatewayRoutes({
+      handlers,
+      maxReceiveMessageBytes: grpc.maxReceiveMessageBytes,
+      statusOf: (e, path) => grpc.statusOf(e, path),
+    }),
   });
   // Publish this member's name and client URLs through the log, as etcd
   // does, and serve clients only once that entry is applied here: the
@@ -298,6 +339,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       if (stopped) return;
       stopped = true;
       await handOverLeadership();
+      feed.close();
       await Promise.all(listeners.map((l) => l.close()));
       await grpc.close(0);
       await node.stop();

@@ -4,8 +4,9 @@
 // starts with a tag byte saying which of the two it is for; a snapshot holds
 // both.
 
-import type { StateMachine } from '../node/stateMachine.js';
-import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, encodeCommand } from '../kv/index.js';
+import { SnapshotNotReadyError } from '../node/errors.js';
+import { ByteAssembler, type SnapshotTask, type StateMachine } from '../node/stateMachine.js';
+import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, decodeCommand, encodeCommand } from '../kv/index.js';
 import type { Member } from '../kv/types.js';
 import type { NodeId } from '../raft/types.js';
 
@@ -65,6 +66,48 @@ export class MemberTable {
   }
 }
 
+/**
+ * A short label for a command of this state machine, for the visualiser's
+ * log tail: "put foo", "del foo", "inc visits", "txn", "compact 42",
+ * "publish infra1". Undefined for bytes that are no such command.
+ */
+export function describeCommand(command: Uint8Array): string | undefined {
+  const body = command.subarray(1);
+  try {
+    if (command[0] === TAG_MEMBER) return `publish ${(JSON.parse(Buffer.from(body).toString()) as MemberAttributes).name}`;
+    if (command[0] !== TAG_KV) return undefined;
+    const op = decodeCommand(body).op;
+    switch (op.type) {
+      case 'put':
+        return `put ${shortKey(op.request.key)}`;
+      case 'deleteRange':
+        return `del ${shortKey(op.request.key)}${op.request.rangeEnd.length > 0 ? '…' : ''}`;
+      case 'increment':
+        return `inc ${shortKey(op.request.key)}`;
+      case 'txn':
+        return 'txn';
+      case 'compact':
+        return `compact ${op.request.revision}`;
+    }
+  } catch {
+    return undefined;
+  }
+}
+
+/** A key as text for a label: at most 24 characters, control characters shown as "?". */
+function shortKey(key: Uint8Array): string {
+  const text = Buffer.from(key.subarray(0, 96)).toString('utf8').replace(/[\u0000-\u001f\u007f]/g, '?');
+  return text.length > 24 || key.length > 96 ? `${text.slice(0, 23)}…` : text;
+}
+
+/** The parts of a server snapshot, in order. */
+function frame(kvBytes: Uint8Array, membersBytes: Uint8Array): Uint8Array[] {
+  const head = Buffer.alloc(5);
+  head[0] = SNAPSHOT_VERSION;
+  head.writeUInt32BE(kvBytes.length, 1);
+  return [head, kvBytes, membersBytes];
+}
+
 export class ServerStateMachine implements StateMachine<KvResult | undefined> {
   readonly kv = new KvStateMachine();
 
@@ -102,14 +145,29 @@ export class ServerStateMachine implements StateMachine<KvResult | undefined> {
 
   /** [version u8][kv snapshot length u32][kv snapshot][members JSON]. */
   snapshot(): Uint8Array {
-    const kvBytes = this.kv.snapshot();
-    const membersBytes = Buffer.from(JSON.stringify(this.members.toJSON()));
-    const out = Buffer.alloc(5 + kvBytes.length + membersBytes.length);
-    out[0] = SNAPSHOT_VERSION;
-    out.writeUInt32BE(kvBytes.length, 1);
-    out.set(kvBytes, 5);
-    out.set(membersBytes, 5 + kvBytes.length);
-    return out;
+    return Buffer.concat(frame(this.kv.snapshot(), this.membersBytes()));
+  }
+
+  /** snapshot() in slices: the key-value store through its SnapshotEncoder, the member table as of now. */
+  beginSnapshot(): SnapshotTask {
+    const kv = this.kv.beginSnapshot();
+    const members = this.membersBytes();
+    let assembler: ByteAssembler | undefined;
+    return {
+      step: () => {
+        if (assembler) return assembler.step();
+        if (kv.step()) assembler = new ByteAssembler(frame(kv.result(), members));
+        return false;
+      },
+      result: () => {
+        if (!assembler?.done) throw new SnapshotNotReadyError('ServerStateMachine snapshot');
+        return assembler.result();
+      },
+    };
+  }
+
+  private membersBytes(): Uint8Array {
+    return Buffer.from(JSON.stringify(this.members.toJSON()));
   }
 
   restore(data: Uint8Array, index: number): void {

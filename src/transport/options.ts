@@ -91,6 +91,8 @@ export interface PeerStatus {
   readonly bufferedBytes: number;
   /** Messages dropped since the transport started (queue full or connection down). */
   readonly droppedMessages: number;
+  /** Messages taken for the peer (written or queued, not dropped) since its stream was created: rates come from its differences. */
+  readonly sentMessages: number;
   /** The last measured round-trip time in ms, while connected. */
   readonly roundTripMs: number | undefined;
 }

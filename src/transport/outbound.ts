@@ -122,6 +122,8 @@ export class PeerStream {
   queuedBytes = 0;
   queuedMessages = 0;
   dropped = 0;
+  /** Messages taken for the peer (written or queued) since the stream was created. */
+  sent = 0;
   roundTripMs: number | undefined;
   private attempt = 0;
   private retryTimer: NodeJS.Timeout | undefined;
@@ -165,6 +167,7 @@ export class PeerStream {
     }
     if (this.state === 'connected' && this.queue.length === 0 && socket !== undefined && !socket.writableNeedDrain) {
       socket.write(buf);
+      this.sent += count;
       return true;
     }
     const l = this.ctx.limits;
@@ -175,6 +178,7 @@ export class PeerStream {
     this.queue.push(buf);
     this.queuedBytes += buf.length;
     this.queuedMessages += count;
+    this.sent += count;
     return true;
   }
 

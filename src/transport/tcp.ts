@@ -204,6 +204,7 @@ export class TcpTransport implements Transport {
       queuedBytes: s?.queuedBytes ?? 0,
       bufferedBytes: s?.bufferedBytes ?? 0,
       droppedMessages: s?.dropped ?? 0,
+      sentMessages: s?.sent ?? 0,
       roundTripMs: s?.roundTripMs,
     };
   }

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { LocalNetwork } from '../../src/node/localTransport.js';
 import { type RaftNode, createNode } from '../../src/node/node.js';
 import type { NodeClock, RaftNodeOptions } from '../../src/node/options.js';
-import type { StateMachine } from '../../src/node/stateMachine.js';
+import type { SnapshotTask, StateMachine } from '../../src/node/stateMachine.js';
 import type { NodeId } from '../../src/raft/types.js';
 import type { FileHandle, FileSystem } from '../../src/storage/fs.js';
 import { MemoryFileSystem } from '../../src/storage/memoryFs.js';
@@ -47,6 +47,36 @@ export class LogMachine implements StateMachine<number> {
     this.log = JSON.parse(dec.decode(data)) as string[];
     this.lastIndex = index;
     this.restores.push(index);
+  }
+}
+
+/**
+ * A LogMachine that snapshots in slices (StateMachine.beginSnapshot): one
+ * command per step, and no progress at all while `held`, so a test controls
+ * how long a snapshot stays under way. A step that finds `failStep` set throws.
+ */
+export class SlicedLogMachine extends LogMachine {
+  held = false;
+  failStep = false;
+  /** The last applied command's index at each beginSnapshot(). */
+  readonly begun: number[] = [];
+  steps = 0;
+
+  beginSnapshot(): SnapshotTask {
+    const log = this.log.slice(); // the state now: apply() pushes to this.log, restore() replaces it
+    this.begun.push(this.lastIndex);
+    const parts: string[] = [];
+    return {
+      step: () => {
+        this.steps++;
+        if (this.failStep) throw new Error('the snapshot encoder broke');
+        if (this.held) return false;
+        if (parts.length === log.length) return true;
+        parts.push(JSON.stringify(log[parts.length]));
+        return false;
+      },
+      result: () => enc.encode(`[${parts.join(',')}]`),
+    };
   }
 }
 
@@ -174,6 +204,8 @@ export interface ClusterOptions {
   readonly node?: Partial<RaftNodeOptions<number>>;
   /** Commands every member's state machine refuses to apply. */
   readonly poison?: string;
+  /** State machines that snapshot in slices (SlicedLogMachine). */
+  readonly sliced?: boolean;
 }
 
 export class TestCluster {
@@ -225,7 +257,7 @@ export class TestCluster {
   /** Starts (or restarts, with a fresh state machine) member `id` on its disk. */
   async start(id: NodeId, extra: Partial<RaftNodeOptions<number>> = {}): Promise<RaftNode<number>> {
     const m = this.member(id);
-    m.sm = new LogMachine();
+    m.sm = this.options.sliced ? new SlicedLogMachine() : new LogMachine();
     m.sm.poison = this.options.poison;
     const peers: Record<number, string> = {};
     for (const other of this.ids) peers[other] = this.url(other);

@@ -172,6 +172,8 @@ describe('TcpTransport', () => {
       const others = ms.filter((b) => b !== a);
       for (const b of others) {
         assert.equal(a.t.peerStatus(b.id)!.connected, true);
+        // The visualiser's rate counter: every message handed over for the peer, none dropped here.
+        assert.equal(a.t.peerStatus(b.id)!.sentMessages, 2 * N);
         assert.equal(a.log.find('info', /^peer connected$/).filter((r) => r.obj.peer === b.id.toString(16)).length, 1);
       }
     }
@@ -493,6 +495,7 @@ describe('TcpTransport', () => {
     await sleep(10);
     const st = a.t.peerStatus(2)!;
     assert.ok(st.droppedMessages > 1500, `dropped ${st.droppedMessages}`);
+    assert.equal(st.sentMessages + st.droppedMessages, 2001, 'a dropped message is not counted as sent');
     assert.ok(a.rec.unreachable.includes(2));
     assert.ok(st.queuedBytes <= maxQueueBytes);
     // Queue limit, plus one batch the socket took while writable, plus its high-water mark.
