@@ -16,13 +16,6 @@ export function currentLeader(view: ClusterView): MemberView | undefined {
   return best;
 }
 
-/** The highest term any live member is in. */
-export function highestTerm(view: ClusterView): number {
-  let term = 0;
-  for (const m of view.members) if (m.role !== 'down' && m.term > term) term = m.term;
-  return term;
-}
-
 export interface ProgressRow {
   readonly id: string;
   readonly name: string;

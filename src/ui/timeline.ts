@@ -39,7 +39,7 @@ const MARK_KINDS: ReadonlySet<TimelineEventKind> = new Set([
 ]);
 
 /** Orders events by time, keeping the given order for equal times (a stable sort). */
-export function sortEvents(events: readonly TimelineEvent[]): TimelineEvent[] {
+function sortEvents(events: readonly TimelineEvent[]): TimelineEvent[] {
   return events
     .map((event, i) => ({ event, i }))
     .sort((a, b) => a.event.time - b.event.time || a.i - b.i)

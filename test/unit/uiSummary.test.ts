@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { currentLeader, highestTerm, progressRows } from '../../src/ui/summary.js';
+import { currentLeader, progressRows } from '../../src/ui/summary.js';
 import type { ClusterView, MemberView } from '../../src/ui/view.js';
 
 const m = (id: string, role: MemberView['role'], term: number, over: Partial<MemberView> = {}): MemberView => ({
@@ -32,10 +32,6 @@ describe('summary', () => {
     const view = cluster([m('1', 'leader', 2), m('2', 'leader', 3), m('3', 'follower', 3)]);
     assert.equal(currentLeader(view)?.id, '2');
     assert.equal(currentLeader(cluster([m('1', 'follower', 1), m('2', 'candidate', 2)])), undefined);
-  });
-
-  it('takes the highest term among live members', () => {
-    assert.equal(highestTerm(cluster([m('1', 'follower', 4), m('2', 'down', 9)])), 4);
   });
 
   it('lists the followers in member order with their lag behind the leader', () => {

@@ -22,7 +22,7 @@ export interface ClusterHandlers {
 }
 
 /** Message shapes, centred on the origin, pointing right (the direction of travel). */
-export const MESSAGE_SHAPES: Readonly<Record<MessageKind, string>> = {
+const MESSAGE_SHAPES: Readonly<Record<MessageKind, string>> = {
   vote: 'M0,-7L7,0L0,7L-7,0Z',
   voteResponse: 'M-5,0a5,5 0 1,0 10,0a5,5 0 1,0 -10,0Z',
   append: 'M-8,-5h16v10h-16ZM-8,-5l8,5l8,-5',
@@ -33,7 +33,7 @@ export const MESSAGE_SHAPES: Readonly<Record<MessageKind, string>> = {
   other: 'M-3,0a3,3 0 1,0 6,0a3,3 0 1,0 -6,0Z',
 };
 
-export const MESSAGE_NAMES: Readonly<Record<MessageKind, string>> = {
+const MESSAGE_NAMES: Readonly<Record<MessageKind, string>> = {
   vote: 'RequestVote',
   voteResponse: 'vote reply',
   append: 'AppendEntries',
@@ -45,7 +45,7 @@ export const MESSAGE_NAMES: Readonly<Record<MessageKind, string>> = {
 };
 
 /** The outline of a node of `role` with radius r: a shape per role, so colour is not needed to tell them. */
-export function roleShape(role: RoleView, r: number): string {
+function roleShape(role: RoleView, r: number): string {
   switch (role) {
     case 'leader': {
       // A hexagon: the one node drawn with corners all round.

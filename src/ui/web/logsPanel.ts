@@ -8,7 +8,7 @@ import { termColor, termTextColor } from '../colors.js';
 import type { ClusterView, EntryView, MemberView } from '../view.js';
 import { el, setAttr, setText } from './dom.js';
 
-export const LOG_COLUMNS = 14;
+const LOG_COLUMNS = 14;
 
 interface Row {
   readonly name: HTMLElement;

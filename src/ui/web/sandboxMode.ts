@@ -21,7 +21,7 @@ export interface SandboxModule {
 }
 
 /** Speeds offered, in simulated time per real time; the simulator's tick is 10 ms. */
-export const SPEEDS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5] as const;
+const SPEEDS = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5] as const;
 const DEFAULT_SPEED = 2;
 /** The longest real frame counted: a background tab must not run minutes at once. */
 const MAX_FRAME_MS = 100;

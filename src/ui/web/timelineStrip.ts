@@ -19,7 +19,7 @@ const AXIS_Y = 72;
 const PAD = 10;
 
 /** Glyphs for the marks; the same glyphs are in the legend under the strip. */
-export const MARK_GLYPHS: Readonly<Partial<Record<TimelineEventKind, string>>> = {
+const MARK_GLYPHS: Readonly<Partial<Record<TimelineEventKind, string>>> = {
   crash: '✕',
   restart: '↻',
   snapshot: '▣',
