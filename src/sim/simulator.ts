@@ -944,7 +944,8 @@ export class Simulator implements NodeHost, ClientHost {
   }
 }
 
-function describeInput(i: KvInput): string {
+/** A client operation in the trace's words: "set k=v", "get k", "inc k". */
+export function describeInput(i: KvInput): string {
   switch (i.op) {
     case 'set':
       return `set ${i.key}=${i.value}`;
