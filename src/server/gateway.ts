@@ -207,8 +207,12 @@ export function readCompactionRequest(m: JsonMessage): kv.CompactionRequest {
   return { revision: m.int('revision'), physical: m.bool('physical') };
 }
 
+/**
+ * The explainers' `inc`: without a delta, add 1 (JSON can tell an absent
+ * field from 0, unlike the protobuf wire, where the client library sends 1).
+ */
 export function readIncrementRequest(m: JsonMessage): kv.IncrementRequest {
-  return { key: m.bytes('key'), delta: m.int('delta') };
+  return { key: m.bytes('key'), delta: m.has('delta') ? m.int('delta') : 1 };
 }
 
 /** Parses a request body: JSON text, an empty body being the empty message (as etcd's gateway takes it). */

@@ -111,6 +111,11 @@ describe('JSON gateway', () => {
     const b = await post('/v3/kv/inc', { key, delta: -7 });
     assert.equal((b.body as { value: string }).value, '-2');
     assert.equal((b.body as { kv: { version: string } }).kv.version, '2');
+    // Without a delta, inc adds 1; an explicit 0 adds nothing.
+    const c = await post('/v3/kv/inc', { key });
+    assert.equal((c.body as { value: string }).value, '-1');
+    const d = await post('/v3/kv/inc', { key, delta: '0' });
+    assert.equal((d.body as { value: string }).value, '-1');
   });
 
   it('refuses a request larger than the gRPC receive limit, as gRPC would (RESOURCE_EXHAUSTED, 429)', async () => {
