@@ -62,7 +62,7 @@ export interface DiskStorageOptions {
   readonly cacheBytes?: number;
   /** Snapshot files kept; default 3. */
   readonly snapshotsKept?: number;
-  /** Bytes of a snapshot written per step of its background write (createSnapshot); default 8 MiB. */
+  /** Bytes of a snapshot written per step of its background write (createSnapshot); default 4 MiB. */
   readonly snapshotWriteChunkBytes?: number;
   /** Recover without changing anything on disk, and refuse writes (`raftkv wal verify`). */
   readonly readOnly?: boolean;

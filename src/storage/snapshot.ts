@@ -28,7 +28,7 @@ export const DEFAULT_SNAPSHOTS_KEPT = 3;
  * checksum and copy into the page cache, and a bound on the dirty pages
  * one write leaves for the WAL's fdatasyncs to wait behind.
  */
-export const DEFAULT_SNAPSHOT_WRITE_CHUNK_BYTES = 8 * 1024 * 1024;
+export const DEFAULT_SNAPSHOT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export interface SnapshotFile {
   readonly term: number;
