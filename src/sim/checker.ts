@@ -4,7 +4,7 @@
 // event, so they can run continuously through long simulations.
 
 import type { Ready } from '../raft/rawNode.js';
-import type { Entry, NodeId } from '../raft/types.js';
+import type { Entry, Message, NodeId } from '../raft/types.js';
 import type { AppliedCommand, SimNode } from './node.js';
 
 export type Property =
@@ -179,6 +179,30 @@ export class Checker {
     v.appliedIndex = node.appliedIndex;
   }
 
+  /**
+   * A node grants its vote. Raft sends the grant only once the vote is
+   * durable (Figure 2), and the write that makes it durable may already
+   * carry a higher term: a node that steps through terms 5 and 24 within
+   * one Ready persists only (24, its vote in 24), yet its grant in term 5
+   * goes out too. That grant is as good as durable: having persisted term
+   * 24, the node can never vote again in term 5. Record it then, beside
+   * the votes recorded as written (onPersisted). A grant sent before any
+   * such write is not recorded, so a leader counting it is caught.
+   */
+  onVoteGranted(from: SimNode, m: Message): void {
+    const v = this.view(from);
+    if (v.durableTerm > m.term) this.recordVote(m.term, from.id, m.to);
+  }
+
+  private recordVote(term: number, voter: NodeId, candidate: NodeId): void {
+    let byVoter = this.votes.get(term);
+    if (!byVoter) {
+      byVoter = new Map();
+      this.votes.set(term, byVoter);
+    }
+    byVoter.set(voter, candidate);
+  }
+
   /** A write finished (fully, or the first `records` records of it when torn by a crash). */
   onPersisted(node: SimNode, rd: Ready, records: number): void {
     const v = this.view(node);
@@ -217,14 +241,7 @@ export class Checker {
       v.durableTerm = hs.term;
       v.durableVote = hs.vote;
       v.durableCommit = hs.commit;
-      if (hs.vote !== 0) {
-        let byVoter = this.votes.get(hs.term);
-        if (!byVoter) {
-          byVoter = new Map();
-          this.votes.set(hs.term, byVoter);
-        }
-        byVoter.set(node.id, hs.vote);
-      }
+      if (hs.vote !== 0) this.recordVote(hs.term, node.id, hs.vote);
     }
   }
 

@@ -30,7 +30,7 @@ import { decodeEntry } from './kv.js';
 import type { KvInput, KvOutput } from './linearizability.js';
 import type { SimNode } from './node.js';
 import { TICK_US } from './options.js';
-import { Simulator } from './simulator.js';
+import { Simulator, describeInput } from './simulator.js';
 import { type Story, type StoryContext, STORIES, findStory } from './stories.js';
 import type { TraceRecord } from './trace.js';
 import { CLIENT_ID_BASE, type SimClient, type Submission } from './workload.js';
@@ -946,17 +946,6 @@ function parseCommand(args: readonly (string | number)[]): KvInput {
       return { op, key };
     default:
       throw new SandboxError(`request: unknown operation "${String(op)}" (set, get, del, inc)`);
-  }
-}
-
-function describeInput(i: KvInput): string {
-  switch (i.op) {
-    case 'set':
-      return `set ${i.key}=${i.value}`;
-    case 'cas':
-      return `cas ${i.key}`;
-    default:
-      return `${i.op} ${i.key}`;
   }
 }
 

@@ -506,6 +506,7 @@ export class Simulator implements NodeHost, ClientHost {
     if (this.messageCounts[code]!++ === 0) this.messageTypesSeen.push(code);
     const delays = this.network.deliveries(m.from, m.to, true);
     const sender = this.byId[m.from]!;
+    if (m.type === 'MsgVoteResp' && !m.reject) this.checker.onVoteGranted(sender, m);
     if (onSend) onSend(m, delays.map((d) => this.now + d));
     if (delays.length === 0) {
       this.stats.messagesDropped++;
@@ -943,7 +944,8 @@ export class Simulator implements NodeHost, ClientHost {
   }
 }
 
-function describeInput(i: KvInput): string {
+/** A client operation in the trace's words: "set k=v", "get k", "inc k". */
+export function describeInput(i: KvInput): string {
   switch (i.op) {
     case 'set':
       return `set ${i.key}=${i.value}`;
