@@ -598,7 +598,7 @@ export class DiskStorage implements Storage {
 
   /** Stops our snapshot writes (see SnapshotFileWrite.abandon); returns the callbacks that were waiting for them. */
   private dropSnapshotWrites(removeFile: boolean): Callback[] {
-    const dones = this.snapshotWrite?.dones ?? [];
+    const dones = [...(this.snapshotWrite?.dones ?? [])];
     this.snapshotWrite?.write.abandon(removeFile);
     this.snapshotWrite = undefined;
     for (const w of this.snapshotsWaiting) if (w.done) dones.push(w.done);
