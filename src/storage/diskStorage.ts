@@ -31,6 +31,7 @@ import {
 import {
   SnapshotCorruptionError,
   SnapshotMissingError,
+  type SnapshotWriteError,
   StorageInvariantError,
   WalClosedError,
   WalCorruptionError,
@@ -38,7 +39,13 @@ import {
 import { type FileSystem, joinPath } from './fs.js';
 import { LogIndex, STRIDE } from './logIndex.js';
 import { RECORD_ENTRY, type SnapshotMarker, decodeEntryRecord, entryIndex } from './record.js';
-import { DEFAULT_SNAPSHOTS_KEPT, type SnapshotFile, SnapshotStore } from './snapshot.js';
+import {
+  DEFAULT_SNAPSHOT_WRITE_CHUNK_BYTES,
+  DEFAULT_SNAPSHOTS_KEPT,
+  type SnapshotFile,
+  type SnapshotFileWrite,
+  SnapshotStore,
+} from './snapshot.js';
 import { type Position, type RecoveryReport, Wal, positionSeq } from './wal.js';
 
 export const DEFAULT_CACHE_BYTES = 64 * 1024 * 1024;
@@ -55,6 +62,8 @@ export interface DiskStorageOptions {
   readonly cacheBytes?: number;
   /** Snapshot files kept; default 3. */
   readonly snapshotsKept?: number;
+  /** Bytes of a snapshot written per step of its background write (createSnapshot); default 4 MiB. */
+  readonly snapshotWriteChunkBytes?: number;
   /** Recover without changing anything on disk, and refuse writes (`raftkv wal verify`). */
   readonly readOnly?: boolean;
 }
@@ -74,6 +83,14 @@ export interface StorageRecovery extends RecoveryReport {
   readonly firstIndex: number;
   readonly lastIndex: number;
   readonly hardState: HardState;
+}
+
+type Callback = (err?: Error) => void;
+
+/** A snapshot of our own, waiting for its file to be written. */
+interface WaitingSnapshot {
+  readonly snap: Snapshot;
+  readonly done: Callback | undefined;
 }
 
 export class DiskStorage implements Storage {
@@ -97,10 +114,21 @@ export class DiskStorage implements Storage {
   /** During recovery: the index before the first retained entry, while its term is unknown. */
   private gapBase: number | undefined;
   private readonly readOnly: boolean;
+  private readonly snapshotWriteChunkBytes: number;
+  /**
+   * Our own snapshot whose file is being written (createSnapshot), with the
+   * callbacks waiting for it (its own, and those of older snapshots it
+   * made unnecessary); then those waiting their turn.
+   */
+  private snapshotWrite: { readonly write: SnapshotFileWrite; readonly dones: Callback[] } | undefined;
+  private snapshotsWaiting: WaitingSnapshot[] = [];
+  /** The newest snapshot from the leader appended to the log (save), durable or not. */
+  private installedIndex = 0;
 
   private constructor(options: DiskStorageOptions) {
     this.cacheLimit = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
     this.readOnly = options.readOnly ?? false;
+    this.snapshotWriteChunkBytes = options.snapshotWriteChunkBytes ?? DEFAULT_SNAPSHOT_WRITE_CHUNK_BYTES;
     this.snaps = new SnapshotStore(
       options.fs,
       joinPath(options.dir, 'snap'),
@@ -435,6 +463,7 @@ export class DiskStorage implements Storage {
       }
       // The file first: the log must never name a snapshot that is not on disk.
       this.snaps.save(snap);
+      this.installedIndex = snap.metadata.index;
     }
     this.wal.append(
       {
@@ -447,6 +476,7 @@ export class DiskStorage implements Storage {
       // A method, bound: a closure made per save would be compiled again by V8 now and then.
       this.saved.bind(this, batch, snap, done),
     );
+    if (snap) this.supersedeSnapshotWrites();
   }
 
   /** The log append of save(batch) completed: make what it wrote visible. */
@@ -479,28 +509,101 @@ export class DiskStorage implements Storage {
   }
 
   /**
-   * Records a snapshot of the state machine at applied index `i`: the file
-   * is written durably now; the log notes it (asynchronously) so recovery
-   * starts from it. The log is not compacted: call compact() for that.
+   * Records a snapshot of the state machine at applied index `i`. It is the
+   * current snapshot at once (snapshot() returns it: its data is in
+   * memory, which is all a leader needs to send it); its file is written
+   * in the background (SnapshotStore.newWrite: a snapshot of tens of
+   * megabytes took the member seconds to write and fsync at once), and
+   * only once the file is durable and in place is the marker appended that
+   * makes recovery start from it: the log never names a file that is not
+   * whole on disk. `done` runs once the marker is durable, or with the
+   * error (SnapshotWriteError, or the log's).
+   *
+   * Until then the log is not released: compact() forgets entries at once
+   * but deletes segments only up to a durable marker, so a crash meanwhile
+   * recovers from the previous snapshot and the log.
+   *
+   * One file is written at a time. A snapshot taken while another's file
+   * is being written waits; when several wait, only the newest is written
+   * and the others' callbacks run with its (its marker covers them). A
+   * snapshot from the leader (save) supersedes them all: the writes stop,
+   * and their callbacks run once its marker is durable. close() stops
+   * them with WalClosedError.
    */
-  createSnapshot(i: number, confState: ConfState, data: Uint8Array, done?: (err?: Error) => void): Snapshot {
+  createSnapshot(i: number, confState: ConfState, data: Uint8Array, done?: Callback): Snapshot {
     this.checkWritable();
-    if (i <= this.snap.metadata.index) throw new SnapshotOutOfDateError(i, this.snap.metadata.index);
+    // A snapshot from the leader already in the log replaces it: a marker of
+    // ours after it, at a lower index, would name entries it dropped.
+    const newest = Math.max(this.snap.metadata.index, this.installedIndex);
+    if (i <= newest) throw new SnapshotOutOfDateError(i, newest);
     if (i > this.index.last) throw new StorageInvariantError(`snapshot index ${i} is beyond the last index ${this.index.last}`);
     const snap: Snapshot = { metadata: { index: i, term: this.term(i), confState }, data };
-    this.snaps.save(snap);
     this.snap = snap;
-    this.wal.append({ snapshot: { ...snap.metadata, reset: false }, entries: [] }, this.markerWritten.bind(this, i, done));
+    this.snapshotsWaiting.push({ snap, done });
+    if (!this.snapshotWrite) this.writeNextSnapshot();
     return snap;
   }
 
+  /** Starts the file of the newest waiting snapshot (if any); the older waiting ones need none. */
+  private writeNextSnapshot(): void {
+    const waiting = this.snapshotsWaiting;
+    if (waiting.length === 0) return;
+    this.snapshotsWaiting = [];
+    const snap = waiting[waiting.length - 1]!.snap;
+    const dones: Callback[] = [];
+    for (const w of waiting) if (w.done) dones.push(w.done);
+    const write = this.snaps.newWrite(snap, this.snapshotWriteChunkBytes, this.snapshotFileWritten.bind(this, snap, dones));
+    // Set before the write starts: a failure at once calls back into snapshotFileWritten.
+    this.snapshotWrite = { write, dones };
+    write.start();
+  }
+
+  /** The file of our own snapshot `snap` is durable and in place (or failed): name it in the log. */
+  private snapshotFileWritten(snap: Snapshot, dones: Callback[], err: SnapshotWriteError | undefined): void {
+    this.snapshotWrite = undefined;
+    if (err) {
+      for (const done of dones) done(err);
+    } else {
+      this.wal.append(
+        { snapshot: { ...snap.metadata, reset: false }, entries: [] },
+        this.markerWritten.bind(this, snap.metadata.index, dones),
+      );
+    }
+    this.writeNextSnapshot();
+  }
+
   /** The marker of our own snapshot at `i` is durable (or failed to be written). */
-  private markerWritten(i: number, done: ((err?: Error) => void) | undefined, err?: Error): void {
+  private markerWritten(i: number, dones: readonly Callback[], err?: Error): void {
     if (!err) {
       this.durableMarkerIndex = Math.max(this.durableMarkerIndex, i);
       this.releaseSegments();
     }
-    done?.(err);
+    for (const done of dones) done(err);
+  }
+
+  /**
+   * A snapshot from the leader was just appended to the log: it is newer
+   * than all of ours (save() checks), so their files are not needed. Their
+   * callbacks run once the log is durable up to here, i.e. once a snapshot
+   * newer than theirs is.
+   */
+  private supersedeSnapshotWrites(): void {
+    const dones = this.dropSnapshotWrites(true);
+    if (dones.length > 0) this.wal.append({ entries: [] }, this.supersededDurable.bind(this, dones));
+  }
+
+  private supersededDurable(dones: readonly Callback[], err?: Error): void {
+    for (const done of dones) done(err);
+  }
+
+  /** Stops our snapshot writes (see SnapshotFileWrite.abandon); returns the callbacks that were waiting for them. */
+  private dropSnapshotWrites(removeFile: boolean): Callback[] {
+    const dones = [...(this.snapshotWrite?.dones ?? [])];
+    this.snapshotWrite?.write.abandon(removeFile);
+    this.snapshotWrite = undefined;
+    for (const w of this.snapshotsWaiting) if (w.done) dones.push(w.done);
+    this.snapshotsWaiting = [];
+    return dones;
   }
 
   /**
@@ -554,8 +657,16 @@ export class DiskStorage implements Storage {
     return this.wal.stats;
   }
 
+  /**
+   * Stops writing. A snapshot file being written is abandoned (the next
+   * open removes it), and its callbacks, like those of log writes not yet
+   * durable, run with WalClosedError.
+   */
   close(): void {
+    const dones = this.dropSnapshotWrites(false);
     this.wal.close();
+    const err = new WalClosedError('closed');
+    for (const done of dones) done(err);
   }
 }
 

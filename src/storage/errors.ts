@@ -84,6 +84,22 @@ export class SnapshotCorruptionError extends StorageError {
   }
 }
 
+/**
+ * Writing a snapshot file failed (a write, an fdatasync, the rename or the
+ * directory sync). The log never named the file, so recovery is not at
+ * stake; but the snapshot is not durable, and after a failed fsync the
+ * caller should treat the disk as failing (see WalWriteError).
+ */
+export class SnapshotWriteError extends StorageError {
+  readonly code = 'SNAPSHOT_WRITE_FAILED';
+  constructor(
+    readonly file: string,
+    override readonly cause: Error,
+  ) {
+    super(`snapshot write to ${file} failed: ${cause.message}`);
+  }
+}
+
 /** No usable snapshot, and the log does not reach back far enough to do without one. */
 export class SnapshotMissingError extends StorageError {
   readonly code = 'SNAPSHOT_MISSING';

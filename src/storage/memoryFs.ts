@@ -278,6 +278,13 @@ export class MemoryFileSystem implements FileSystem {
     return n;
   }
 
+  /** Runs the oldest queued datasync completion (with the default `defer`); false if none was queued. */
+  runNext(): boolean {
+    const complete = this.queued.shift();
+    complete?.();
+    return complete !== undefined;
+  }
+
   private counted(): void {
     this.operations++;
     this.onOperation?.(this.operations);

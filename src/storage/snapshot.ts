@@ -8,16 +8,27 @@
 //
 // Layout: magic "RKVSNAP1" | crc32c u32 (of everything after it) |
 //         meta length u32 | meta (JSON: index, term, confState) | data
+//
+// The header and the data go out as separate writes, the checksum carried
+// from the one into the other: a snapshot of the server's store is tens of
+// megabytes, and a file image made by concatenation would copy it once more.
 
 import type { Snapshot, SnapshotMetadata } from '../raft/types.js';
-import { crc32c } from './crc.js';
-import { SnapshotCorruptionError } from './errors.js';
-import { type FileSystem, joinPath, readWholeFile } from './fs.js';
+import { crc32c, crc32cRange } from './crc.js';
+import { SnapshotCorruptionError, SnapshotWriteError } from './errors.js';
+import { type FileHandle, type FileSystem, joinPath, readWholeFile } from './fs.js';
 
 const MAGIC = new TextEncoder().encode('RKVSNAP1');
 const HEADER_BYTES = MAGIC.length + 8;
 const SNAP_NAME = /^([0-9a-f]{16})-([0-9a-f]{16})\.snap$/;
 export const DEFAULT_SNAPSHOTS_KEPT = 3;
+/**
+ * How much of a snapshot's data one step of a background write writes
+ * before it syncs and yields (SnapshotFileWrite): a few milliseconds of
+ * checksum and copy into the page cache, and a bound on the dirty pages
+ * one write leaves for the WAL's fdatasyncs to wait behind.
+ */
+export const DEFAULT_SNAPSHOT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 
 export interface SnapshotFile {
   readonly term: number;
@@ -33,16 +44,22 @@ export function snapshotFileName(term: number, index: number): string {
   return `${hex16(term)}-${hex16(index)}.snap`;
 }
 
-export function encodeSnapshotFile(snap: Snapshot): Uint8Array {
-  const meta = new TextEncoder().encode(JSON.stringify(snap.metadata));
-  const out = new Uint8Array(HEADER_BYTES + meta.length + snap.data.length);
-  const view = new DataView(out.buffer);
-  out.set(MAGIC, 0);
-  view.setUint32(MAGIC.length + 4, meta.length, true);
-  out.set(meta, HEADER_BYTES);
-  out.set(snap.data, HEADER_BYTES + meta.length);
-  view.setUint32(MAGIC.length, crc32c(out.subarray(MAGIC.length + 4)), true);
-  return out;
+/**
+ * The bytes of a snapshot file before its data, the checksum field still
+ * zero; `crc` is the checksum of the header's checked part (meta length and
+ * meta), to be continued over the data and then set with setHeaderChecksum.
+ */
+function snapshotHeader(metadata: SnapshotMetadata): { header: Uint8Array; crc: number } {
+  const meta = new TextEncoder().encode(JSON.stringify(metadata));
+  const header = new Uint8Array(HEADER_BYTES + meta.length);
+  header.set(MAGIC, 0);
+  new DataView(header.buffer).setUint32(MAGIC.length + 4, meta.length, true);
+  header.set(meta, HEADER_BYTES);
+  return { header, crc: crc32c(header.subarray(MAGIC.length + 4)) };
+}
+
+function setHeaderChecksum(header: Uint8Array, crc: number): void {
+  new DataView(header.buffer, header.byteOffset).setUint32(MAGIC.length, crc, true);
 }
 
 export function decodeSnapshotFile(name: string, bytes: Uint8Array): Snapshot {
@@ -84,26 +101,32 @@ export class SnapshotStore {
     if (!readOnly) fs.mkdirp(dir);
   }
 
-  /** The snapshot files, newest (highest index) first. Leftover temporary files are removed (unless read-only). */
+  /** The snapshot files, newest (highest index) first. */
   list(): SnapshotFile[] {
     const out: SnapshotFile[] = [];
     for (const name of this.fs.list(this.dir)) {
       const m = SNAP_NAME.exec(name);
       if (m) out.push({ term: parseInt(m[1]!, 16), index: parseInt(m[2]!, 16), name });
-      else if (name.endsWith('.tmp') && !this.readOnly) this.fs.remove(joinPath(this.dir, name));
     }
     return out.sort(newestFirst);
   }
 
-  /** Writes a snapshot durably; returns its file name. */
+  /**
+   * Writes a snapshot durably, at once; returns its file name. (A snapshot
+   * from the leader, written while its Ready waits anyway; the member's own
+   * snapshots go through write(), in the background.)
+   */
   save(snap: Snapshot): string {
     const name = snapshotFileName(snap.metadata.term, snap.metadata.index);
     const path = joinPath(this.dir, name);
     const tmp = `${path}.tmp`;
+    const { header, crc } = snapshotHeader(snap.metadata);
+    setHeaderChecksum(header, crc32c(snap.data, crc));
     this.fs.remove(tmp);
     const fd = this.fs.create(tmp);
     try {
-      this.fs.write(fd, encodeSnapshotFile(snap), 0);
+      this.fs.write(fd, header, 0);
+      this.fs.write(fd, snap.data, header.length);
       this.fs.fsync(fd);
     } finally {
       this.fs.close(fd);
@@ -111,6 +134,15 @@ export class SnapshotStore {
     this.fs.rename(tmp, path);
     this.fs.syncDir(this.dir);
     return name;
+  }
+
+  /**
+   * A write of a snapshot in the background (see SnapshotFileWrite), to be
+   * started; `done` runs once the file is in place and durable, or with a
+   * SnapshotWriteError.
+   */
+  newWrite(snap: Snapshot, chunkBytes: number, done: (err?: SnapshotWriteError) => void): SnapshotFileWrite {
+    return new SnapshotFileWrite(this.fs, this.dir, snap, chunkBytes, done);
   }
 
   /** Reads and checks a snapshot file; throws SnapshotCorruptionError if damaged. */
@@ -135,13 +167,149 @@ export class SnapshotStore {
     this.fs.syncDir(this.dir);
   }
 
-  /** Removes snapshots newer than any the log names: a crash came between writing one and logging it. */
+  /**
+   * On open: removes what a crash while writing a snapshot leaves, snapshots
+   * newer than any the log names (it came between the rename and the
+   * marker) and temporary files (silently: nothing ever named them);
+   * returns the orphans' names. Only on open: at any other time a
+   * temporary file is a write in progress.
+   */
   removeOrphans(newestNamed: number): string[] {
     const orphans = this.list().filter((f) => f.index > newestNamed);
     if (!this.readOnly) {
       for (const f of orphans) this.fs.remove(joinPath(this.dir, f.name));
+      for (const name of this.fs.list(this.dir)) if (name.endsWith('.tmp')) this.fs.remove(joinPath(this.dir, name));
       if (orphans.length > 0) this.fs.syncDir(this.dir);
     }
     return orphans.map((f) => f.name);
+  }
+}
+
+/**
+ * One snapshot file written in steps, so that the member keeps serving
+ * while it is written and synced: each step checksums and writes up to
+ * `chunkBytes` of the data into a temporary file, then fdatasyncs it
+ * through FileSystem.datasync (off the event loop for the real disk;
+ * deferred in the simulator) and continues from the callback. After the
+ * data, the header with the checksum of the whole; after its sync, the
+ * file is closed, renamed into place and the directory synced, and only
+ * then does `done` run: the caller may name the file in the log from then
+ * on, never before. A crash at any step leaves a temporary file, which the
+ * next open removes (SnapshotStore.list).
+ *
+ * Syncing each chunk rather than once at the end also keeps a large
+ * snapshot from piling up dirty pages that the kernel would flush at the
+ * next fdatasync of the log, or throttle a write for (Linux's
+ * balance_dirty_pages).
+ */
+export class SnapshotFileWrite {
+  private readonly tmp: string;
+  private readonly path: string;
+  private readonly header: Uint8Array;
+  private crc: number;
+  private fd: FileHandle | undefined;
+  /** Data bytes written so far. */
+  private written = 0;
+  /** Set by abandon(): when the pending sync returns, only clean up (removing the temporary file if true). */
+  private abandoned: { readonly removeFile: boolean } | undefined;
+  private readonly onSynced = this.synced.bind(this);
+
+  constructor(
+    private readonly fs: FileSystem,
+    private readonly dir: string,
+    readonly snapshot: Snapshot,
+    private readonly chunkBytes: number,
+    private readonly done: (err?: SnapshotWriteError) => void,
+  ) {
+    if (!(chunkBytes > 0)) throw new RangeError(`snapshot write chunk must be positive, got ${chunkBytes}`);
+    this.path = joinPath(dir, snapshotFileName(snapshot.metadata.term, snapshot.metadata.index));
+    this.tmp = `${this.path}.tmp`;
+    ({ header: this.header, crc: this.crc } = snapshotHeader(snapshot.metadata));
+  }
+
+  start(): void {
+    try {
+      this.fs.remove(this.tmp);
+      this.fd = this.fs.create(this.tmp);
+      this.step();
+    } catch (err) {
+      this.failed(err as Error);
+    }
+  }
+
+  /**
+   * Stops the write: `done` will not run. The file is left unnamed by the
+   * log, so a crash or restart needs nothing from it. With `removeFile`, the
+   * temporary file is removed once the pending sync returns (the fd stays
+   * open until then: closing it under a running fdatasync could hand its
+   * number to another file); without, it is left for the next open to
+   * remove (after close(): the next owner of the directory may already be
+   * writing a file of the same name).
+   */
+  abandon(removeFile: boolean): void {
+    this.abandoned ??= { removeFile };
+  }
+
+  /** Writes the next chunk (and after the last, the header), then syncs. */
+  private step(): void {
+    const data = this.snapshot.data;
+    const fd = this.fd!;
+    const end = Math.min(data.length, this.written + this.chunkBytes);
+    if (end > this.written) {
+      this.crc = crc32cRange(data, this.written, end, this.crc);
+      this.fs.write(fd, data.subarray(this.written, end), this.header.length + this.written);
+      this.written = end;
+    }
+    if (this.written === data.length) {
+      setHeaderChecksum(this.header, this.crc);
+      this.fs.write(fd, this.header, 0);
+    }
+    this.fs.datasync(fd, this.onSynced);
+  }
+
+  private synced(err?: Error): void {
+    if (this.abandoned) {
+      this.cleanUp(this.abandoned.removeFile);
+      return;
+    }
+    if (err) {
+      this.failed(err);
+      return;
+    }
+    try {
+      if (this.written < this.snapshot.data.length) {
+        this.step();
+        return;
+      }
+      const fd = this.fd!;
+      this.fd = undefined;
+      this.fs.close(fd);
+      this.fs.rename(this.tmp, this.path);
+      this.fs.syncDir(this.dir);
+    } catch (e) {
+      this.failed(e as Error);
+      return;
+    }
+    this.done();
+  }
+
+  private failed(err: Error): void {
+    this.cleanUp(true);
+    this.done(new SnapshotWriteError(this.tmp, err));
+  }
+
+  /** Best effort: the next open removes temporary files anyway. */
+  private cleanUp(removeFile: boolean): void {
+    try {
+      if (this.fd !== undefined) this.fs.close(this.fd);
+    } catch {
+      // already closed, or a dead disk
+    }
+    this.fd = undefined;
+    try {
+      if (removeFile) this.fs.remove(this.tmp);
+    } catch {
+      // a dead disk
+    }
   }
 }
