@@ -182,6 +182,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   private halted = false;
   private stopPromise: Promise<void> | undefined;
   private failedWith: NodeFailedError | undefined;
+  /** Snapshot files storage is still writing (createSnapshot's callbacks to come), and stop()s waiting for them. */
+  private snapshotFilesWriting = 0;
+  private snapshotFileWaiters: Array<() => void> = [];
 
   private readonly counters = {
     appliedEntries: 0,
@@ -878,8 +881,11 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       this.logger.info({ member: this.id, index, installed: this.storage.snapshotIndex() }, 'snapshot discarded: a newer one was installed');
       return;
     }
+    this.snapshotFilesWriting++;
     const snap = this.storage.createSnapshot(index, p.confState, data, (err) => {
+      this.snapshotFilesWriting--;
       if (err) this.fail(new NodeFailedError('storage', err));
+      if (this.snapshotFilesWriting === 0) for (const w of this.snapshotFileWaiters.splice(0)) w();
     });
     let compactedTo = 0;
     const to = index - this.config.snapshotCatchUpEntries;
@@ -973,6 +979,9 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     // What is not in the log yet is refused now; what is may still apply with the write in flight.
     this.proposals.failQueued(this.failedWith ?? new NodeStoppedError('the node stopped before the proposal was sent'));
     await this.idle();
+    // A snapshot file still being written (storage writes it in steps, off
+    // the pass) is finished rather than abandoned, so a restart finds it.
+    if (this.snapshotFilesWriting > 0) await new Promise<void>((resolve) => this.snapshotFileWaiters.push(resolve));
     if (!this.failedWith && this.unsavedHardState) {
       // The latest commit index, so that a restart applies everything up to it at once.
       const hardState = this.unsavedHardState;
