@@ -474,10 +474,11 @@ export class SimNode {
   private takeSnapshot(compact: boolean): boolean {
     const index = this.appliedIndex;
     if (!this.up || index <= this.storage.snapshotIndex()) return false;
-    // Entries applied while their write syncs may not be on disk yet: a
-    // snapshot now could cover entries the local log lacks (src/node takes
-    // none while a write is in flight, either).
-    if (this.appliedEarly) return false;
+    // Only between writes, as src/node: entries applied while their write
+    // syncs may not be on disk yet (a snapshot now could cover entries the
+    // local log lacks), and a snapshot from the leader being written will
+    // supersede any taken now (storage refuses an older one).
+    if (this.persisting) return false;
     this.storage.createSnapshot(index, this.confState, this.sm.snapshot());
     const compactTo = index - this.params.compactionMargin;
     if (compact && compactTo >= this.storage.firstIndex()) this.storage.compact(compactTo);

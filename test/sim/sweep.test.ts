@@ -89,10 +89,14 @@ test('some seeds draw a session TTL short enough that sessions expire, and every
 // - 7664: a voter stepped through terms 4, 5 and 24 in one Ready; its grant
 //   in term 5 went out after the write of term 24, which the checker did
 //   not count as a durable vote (src/sim/checker.ts onVoteGranted).
+// - 2599: the nemesis took a snapshot while a leader's snapshot was being
+//   installed, one storage now refuses as out of date (src/sim/node.ts
+//   takes snapshots only between writes, as src/node does).
 test('seeds the soak once failed hold every invariant', () => {
   for (const [seed, nodes] of [
     [15294, 5],
     [7664, 9],
+    [2599, 3],
   ] as const) {
     const r = new Simulator({ seed, nodes, ticks: 2000 }).run();
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation?.property}: ${r.violation?.detail}`);
