@@ -92,11 +92,15 @@ test('some seeds draw a session TTL short enough that sessions expire, and every
 // - 2599: the nemesis took a snapshot while a leader's snapshot was being
 //   installed, one storage now refuses as out of date (src/sim/node.ts
 //   takes snapshots only between writes, as src/node does).
+// - 54412: one entry per message and one message in flight, with 10 ms disk
+//   writes: a voter 330 entries behind at the heal needed 456 ticks to catch
+//   up, past the fixed bound of 400; the bound now allows for the catch-up.
 test('seeds the soak once failed hold every invariant', () => {
   for (const [seed, nodes] of [
     [15294, 5],
     [7664, 9],
     [2599, 3],
+    [54412, 4],
   ] as const) {
     const r = new Simulator({ seed, nodes, ticks: 2000 }).run();
     assert.equal(r.violation, undefined, `seed ${seed}: ${r.violation?.property}: ${r.violation?.detail}`);
