@@ -1646,7 +1646,7 @@ describe('Clients (diss. §6.3)', () => {
     client.start(0);
     client.wake(0, token); // registers a session
     assert.equal(sent[0]?.register, true);
-    client.onReply(1, { client: 1000, seq: 0, from: 1, session: 7 });
+    client.onReply(1, { client: 1000, seq: 0, from: 1, session: 7, registration: sent[0]!.attempt });
     client.wake(2, token); // the first operation
     const first = sent[sent.length - 1]!;
     assert.deepEqual([first.session, first.seq], [7, 1]);
