@@ -76,6 +76,14 @@ export class SimClient {
   private readonly submissions: Submission[] = [];
   /** The node the latest request went to: a scripted client retries elsewhere. */
   private lastTarget: NodeId | undefined;
+  /**
+   * Nodes this operation was sent to without a leader hint to follow: the
+   * next such try goes to one not tried yet, so a client surrounded by
+   * removed members (which never learn of their removal and keep pointing
+   * at stale leaders) still reaches the real leader within a few timeouts
+   * (soak seed 62015), as etcd's client balancer rotates through endpoints.
+   */
+  private readonly tried = new Set<NodeId>();
   /** The latest refusal's reason, for a scripted client that gives up. */
   private lastError: string | undefined;
 
@@ -134,7 +142,16 @@ export class SimClient {
     if (this.scripted) return this.scriptedTarget();
     const guess = this.leaderGuess;
     const stick = read ? 0.5 : 0.8;
-    return guess !== undefined && this.rng.chance(stick) ? guess : this.rng.pick(this.host.nodeIds());
+    if (guess !== undefined && this.rng.chance(stick)) return guess;
+    const ids = this.host.nodeIds();
+    let untried = ids.filter((id) => !this.tried.has(id));
+    if (untried.length === 0) {
+      this.tried.clear();
+      untried = [...ids];
+    }
+    const to = this.rng.pick(untried);
+    this.tried.add(to);
+    return to;
   }
 
   /**
@@ -182,6 +199,7 @@ export class SimClient {
     this.current = { seq: ++this.seq, input, call: now, attempt: 0 };
     this.history.push(this.current);
     this.lastError = undefined;
+    this.tried.clear();
     if (sub) sub.op = this.current;
     this.attempt(now);
   }
