@@ -785,11 +785,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   private installSnapshot(snap: Snapshot): void {
     const { index, term, confState } = snap.metadata;
     const { members, data } = decodeNodeSnapshot(snap.data);
-    try {
-      this.sm.restore(data, index);
-    } catch (err) {
-      throw new NodeFailedError('state-machine', err as Error);
-    }
+    this.stateMachineCall(() => this.sm.restore(data, index));
     this.appliedIndex = index;
     this.confState = confState;
     // The snapshot's peer URLs win; keep what we know of members it still has.
@@ -908,6 +904,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.logger.info({ member: this.id, index: p.index, installed: index }, 'snapshot abandoned: a newer one was installed');
   }
 
+  /** A state machine call; what it throws stops the node (applyEntry inlines the same for the hot path). */
   private stateMachineCall<T>(call: () => T): T {
     try {
       return call();

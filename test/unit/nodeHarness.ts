@@ -323,3 +323,9 @@ export class TestCluster {
     await waitFor(() => this.running().every((n) => n.applied >= index), `every member applied ${index}`, timeoutMs);
   }
 }
+
+/** Proposes commands "w<from>" .. "w<to - 1>" through the current leader, all at once. */
+export async function proposeRange(c: TestCluster, from: number, to: number): Promise<void> {
+  const leader = await c.waitLeader();
+  await Promise.all(Array.from({ length: to - from }, (_, i) => leader.propose(bytes(`w${from + i}`))));
+}

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 
 import { DiskStorage } from '../../src/storage/diskStorage.js';
-import { TestCluster, bytes, waitFor } from './nodeHarness.js';
+import { TestCluster, proposeRange, waitFor } from './nodeHarness.js';
 
 let cluster: TestCluster | undefined;
 
@@ -16,18 +16,13 @@ afterEach(async () => {
   cluster = undefined;
 });
 
-async function write(c: TestCluster, from: number, to: number): Promise<void> {
-  const leader = await c.waitLeader();
-  await Promise.all(Array.from({ length: to - from }, (_, i) => leader.propose(bytes(`w${from + i}`))));
-}
-
 const expected = (n: number) => Array.from({ length: n }, (_, i) => `w${i}`);
 
 describe('RaftNode recovery', () => {
   it('restarts from its data directory with every applied command, at once (real files)', async () => {
     const c = (cluster = new TestCluster([1, 2, 3], { realDisk: true }));
     await c.startAll();
-    await write(c, 0, 30);
+    await proposeRange(c, 0, 30);
     const leader = await c.waitLeader();
     await c.waitApplied(leader.applied);
     for (const id of c.ids) assert.deepEqual([...c.member(id).sm.log].sort(), [...expected(30)].sort());
@@ -43,7 +38,7 @@ describe('RaftNode recovery', () => {
 
     await c.start(2);
     await c.start(3);
-    await write(c, 30, 40);
+    await proposeRange(c, 30, 40);
     const l = await c.waitLeader();
     await c.waitApplied(l.applied);
     for (const id of c.ids) assert.deepEqual(c.member(id).sm.log.slice(0, 30), before);
@@ -55,7 +50,7 @@ describe('RaftNode recovery', () => {
     await c.startAll();
     const taken: { id: number; index: number; compactedTo: number }[] = [];
     for (const n of c.running()) n.on('snapshotTaken', (e) => taken.push({ id: n.id, index: e.index, compactedTo: e.compactedTo }));
-    for (let i = 0; i < 35; i += 5) await write(c, i, i + 5);
+    for (let i = 0; i < 35; i += 5) await proposeRange(c, i, i + 5);
     const leader = await c.waitLeader();
     await c.waitApplied(leader.applied);
     for (const n of c.running()) {
@@ -90,13 +85,13 @@ describe('RaftNode recovery', () => {
   it('a follower stopped past the compaction catches up by snapshot', async () => {
     const c = (cluster = new TestCluster([1, 2, 3], { node: { snapshotCount: 8, snapshotCatchUpEntries: 2 } }));
     await c.startAll();
-    await write(c, 0, 5);
+    await proposeRange(c, 0, 5);
     let leader = await c.waitLeader();
     await c.waitApplied(leader.applied);
     const behind = c.followers()[0]!.id;
     await c.stop(behind);
     const lastBefore = leader.applied;
-    for (let i = 5; i < 45; i += 5) await write(c, i, i + 5);
+    for (let i = 5; i < 45; i += 5) await proposeRange(c, i, i + 5);
     leader = await c.waitLeader();
     assert.ok(leader.status().firstIndex > lastBefore + 1, 'the leader compacted past what the stopped follower has');
 
@@ -110,7 +105,7 @@ describe('RaftNode recovery', () => {
     assert.deepEqual(sm.log, c.member(leader.id).sm.log);
     assert.equal(sm.log.length, 45);
     // And it keeps up from there.
-    await write(c, 45, 50);
+    await proposeRange(c, 45, 50);
     await c.waitApplied(leader.applied);
     assert.equal(sm.log.length, 50);
     assert.equal(n.metrics().snapshotsInstalled, installed.length);

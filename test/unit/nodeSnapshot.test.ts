@@ -10,7 +10,7 @@ import { afterEach, describe, it } from 'node:test';
 
 import { NodeFailedError } from '../../src/node/errors.js';
 import { DiskStorage } from '../../src/storage/diskStorage.js';
-import { SlicedLogMachine, TestCluster, bytes, settle, waitFor } from './nodeHarness.js';
+import { SlicedLogMachine, TestCluster, bytes, proposeRange, settle, waitFor } from './nodeHarness.js';
 
 let cluster: TestCluster | undefined;
 
@@ -18,11 +18,6 @@ afterEach(async () => {
   await cluster?.destroy();
   cluster = undefined;
 });
-
-async function write(c: TestCluster, from: number, to: number): Promise<void> {
-  const leader = await c.waitLeader();
-  await Promise.all(Array.from({ length: to - from }, (_, i) => leader.propose(bytes(`w${from + i}`))));
-}
 
 const sliced = (c: TestCluster, id: number) => c.member(id).sm as SlicedLogMachine;
 
@@ -37,11 +32,11 @@ describe('RaftNode snapshots in slices', () => {
         if (!taken.has(n.id)) taken.set(n.id, { index: e.index, compactedTo: e.compactedTo, appliedThen: n.applied });
       });
     }
-    await write(c, 0, 12);
+    await proposeRange(c, 0, 12);
     await waitFor(() => c.ids.every((id) => sliced(c, id).begun.length === 1), 'every member to begin a snapshot');
 
     // Held: the snapshots stay under way while 30 more proposals are applied and answered.
-    await write(c, 12, 42);
+    await proposeRange(c, 12, 42);
     const leader = await c.waitLeader();
     await c.waitApplied(leader.applied);
     for (const id of c.ids) {
@@ -89,13 +84,13 @@ describe('RaftNode snapshots in slices', () => {
     const f = c.followers()[0]!;
     const fsm = sliced(c, f.id);
     fsm.held = true;
-    await write(c, 0, 12);
+    await proposeRange(c, 0, 12);
     await waitFor(() => fsm.begun.length === 1, 'the follower to begin a snapshot');
     const installed: number[] = [];
     f.on('snapshotInstalled', (e) => installed.push(e.index));
 
     c.net.isolate(f.id);
-    for (let i = 12; i < 52; i += 10) await write(c, i, i + 10);
+    for (let i = 12; i < 52; i += 10) await proposeRange(c, i, i + 10);
     leader = await c.waitLeader();
     await waitFor(() => leader.status().firstIndex > f.applied + 1, 'the leader to compact past the follower');
     c.net.heal();
@@ -109,7 +104,7 @@ describe('RaftNode snapshots in slices', () => {
     assert.equal(f.status().snapshotIndex, installed[0]);
     assert.deepEqual(fsm.log, c.member(leader.id).sm.log);
     // And it snapshots again when due.
-    await write(c, 52, 64);
+    await proposeRange(c, 52, 64);
     await waitFor(() => f.metrics().snapshotsTaken === 1, 'the follower to take its next snapshot');
     assert.ok(f.status().snapshotIndex > installed[0]!);
   });
@@ -118,7 +113,7 @@ describe('RaftNode snapshots in slices', () => {
     const c = (cluster = new TestCluster([1, 2, 3], { sliced: true, node: { snapshotCount: 10 } }));
     await c.startAll();
     for (const id of c.ids) sliced(c, id).held = true;
-    await write(c, 0, 12);
+    await proposeRange(c, 0, 12);
     await waitFor(() => sliced(c, 1).begun.length === 1, 'member 1 to begin a snapshot');
     const n1 = c.node(1);
     await c.stop(1);
@@ -142,7 +137,7 @@ describe('RaftNode snapshots in slices', () => {
     const victim = c.followers()[0]!;
     const failures: NodeFailedError[] = [];
     victim.on('fatal', (e) => failures.push(e));
-    await write(c, 0, 12);
+    await proposeRange(c, 0, 12);
     await waitFor(() => sliced(c, victim.id).begun.length === 1, 'the follower to begin a snapshot');
     sliced(c, victim.id).failStep = true;
     await waitFor(() => failures.length === 1, 'the follower to fail');
@@ -157,7 +152,7 @@ describe('RaftNode snapshots in slices', () => {
   it('a member added after the stored snapshot gets a fresh one, built while the core waits (temporarily unavailable)', async () => {
     const c = (cluster = new TestCluster([1, 2, 3], { sliced: true, node: { snapshotCount: 6, snapshotCatchUpEntries: 1 } }));
     await c.startAll();
-    await write(c, 0, 20);
+    await proposeRange(c, 0, 20);
     const leader = await c.waitLeader();
     await waitFor(() => leader.status().firstIndex > 1, 'the leader to compact its log');
     const storedBefore = leader.status().snapshotIndex;
