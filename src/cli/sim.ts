@@ -160,8 +160,7 @@ export function summary(r: SimResult, elapsedMs: number): string {
     `  by type:       ${count(s.messagesByType)}`,
     `clients:         ${s.clientOps} operations, ${s.clientOpsCompleted} completed, ${s.readsServed} reads served, ${s.sessionsExpired} sessions expired; linearizability ${s.linearizability}`,
     `snapshots:       ${s.snapshotsTaken} taken by the nemesis, ${s.snapshotsInstalled} installed; ${s.confChangesApplied} conf changes applied`,
-    `after the heal:  ${s.leaderAfterHealUs === undefined ? 'no leader yet' : `a leader committed after ${(s.leaderAfterHealUs / TICK_US).toFixed(1)} ticks`}` +
-      (s.livenessNote ? `; liveness NOT CHECKED: ${s.livenessNote}` : ''),
+    `after the heal:  ${s.leaderAfterHealUs === undefined ? 'no leader yet' : `a leader committed after ${(s.leaderAfterHealUs / TICK_US).toFixed(1)} ticks`}`,
     `events:          ${s.events} in ${(elapsedMs / 1000).toFixed(2)} s (${Math.round(s.events / Math.max(elapsedMs, 1e-3))}k events/s)`,
     `trace hash:      ${r.traceHash}`,
     `result:          ${r.violation ? `FAILED (${r.violation.property})` : 'ok: every invariant held'}`,
@@ -253,8 +252,6 @@ export interface SweepOutcome {
   readonly hash: string;
   /** The linearizability check ran out of budget (inconclusive, not a failure). */
   readonly undecided: boolean;
-  /** Why liveness was not checked (the run was too short after the heal), if it was not. */
-  readonly livenessNote?: string;
   readonly violation?: { property: string; detail: string };
 }
 
@@ -273,8 +270,6 @@ export async function sweep(from: number, to: number, run: RunOptions, s: SweepS
   let done = 0;
   let events = 0;
   let undecided = 0;
-  let livenessSkipped = 0;
-  let livenessNote: string | undefined;
   let next = from;
   let lastProgress = 0;
   const chunk = Math.max(1, Math.min(50, Math.ceil(total / (s.workers * 8))));
@@ -301,10 +296,6 @@ export async function sweep(from: number, to: number, run: RunOptions, s: SweepS
           done++;
           events += o.events;
           if (o.undecided) undecided++;
-          if (o.livenessNote) {
-            livenessSkipped++;
-            livenessNote ??= o.livenessNote;
-          }
           if (o.violation) {
             failures.push(o);
             process.stdout.write(`seed ${o.seed} FAILED: ${o.violation.property}: ${o.violation.detail.split('\n')[0]}\n`);
@@ -332,7 +323,6 @@ export async function sweep(from: number, to: number, run: RunOptions, s: SweepS
     `swept ${done} of ${total} seeds (${from}-${to}, faults ${describeFaults(run.faults)}, ${run.ticks} ticks) in ${secs.toFixed(1)} s: ` +
       `${failures.length} failed; ${events} events (${rate}k events/s)` +
       (undecided > 0 ? `; linearizability undecided (search budget) in ${undecided} seeds` : '') +
-      (livenessSkipped > 0 ? `; liveness NOT CHECKED in ${livenessSkipped} seeds: ${livenessNote}` : '') +
       '\n',
   );
   if (failures.length === 0) return 0;

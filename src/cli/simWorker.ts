@@ -16,7 +16,6 @@ parentPort!.on('message', ({ from, to }: { from: number; to: number }) => {
       events: r.stats.events,
       hash: r.traceHash,
       undecided: r.stats.linearizability === 'unknown',
-      ...(r.stats.livenessNote ? { livenessNote: r.stats.livenessNote } : {}),
       ...(r.violation ? { violation: { property: r.violation.property, detail: r.violation.detail } } : {}),
     });
   }
