@@ -14,7 +14,7 @@
 // the same bytes in slices, for a member that must not stall while it does.
 
 import { SnapshotNotReadyError } from '../node/errors.js';
-import { ByteAssembler, type SnapshotTask } from '../node/stateMachine.js';
+import { type SnapshotTask, joinParts } from '../node/stateMachine.js';
 import { crc32c } from '../storage/crc.js';
 import { CodecError, Reader, Writer } from './codec.js';
 import { KvSnapshotError } from './errors.js';
@@ -139,7 +139,9 @@ export class SnapshotEncoder implements SnapshotTask {
   private crc = 0;
   /** Bytes handed to chunks so far. */
   private flushed = 0;
-  private assembler: ByteAssembler | undefined;
+  /** Every chunk is encoded: parts() and result() are ready. */
+  private encoded = false;
+  private joined: Uint8Array | undefined;
 
   constructor(store: MvccStore, sessions: SessionTable, clock: number) {
     this.revision = store.currentRevision;
@@ -157,12 +159,9 @@ export class SnapshotEncoder implements SnapshotTask {
     writeHeader(this.w, this.revision, store.compactRevision, clock, keys.length);
   }
 
-  /**
-   * Encodes about `budgetBytes` (or, at the end, copies about
-   * ASSEMBLY_STEP_BYTES into the result); true once result() is ready.
-   */
+  /** Encodes about `budgetBytes`; true once parts() and result() are ready. */
   step(budgetBytes = SNAPSHOT_STEP_BYTES): boolean {
-    if (this.assembler) return this.assembler.step();
+    if (this.encoded) return true;
     const w = this.w;
     const keys = this.keys;
     const histories = this.histories;
@@ -182,14 +181,20 @@ export class SnapshotEncoder implements SnapshotTask {
     // The view is no longer needed: let the versions it alone holds go.
     this.keys = [];
     this.histories = [];
-    this.assembler = new ByteAssembler(this.chunks);
-    return false;
+    this.encoded = true;
+    return true;
   }
 
-  /** The snapshot: byte for byte what encodeSnapshot returned at construction. */
+  /** The snapshot as the chunks encoded, in order (no copy: the node frames them itself). */
+  parts(): readonly Uint8Array[] {
+    if (!this.encoded) throw new SnapshotNotReadyError('SnapshotEncoder');
+    return this.chunks;
+  }
+
+  /** The snapshot: byte for byte what encodeSnapshot returned at construction (joined at once on the first call). */
   result(): Uint8Array {
-    if (!this.assembler?.done) throw new SnapshotNotReadyError('SnapshotEncoder');
-    return this.assembler.result();
+    this.joined ??= joinParts(this.parts());
+    return this.joined;
   }
 
   private flush(): void {

@@ -4,8 +4,7 @@
 // starts with a tag byte saying which of the two it is for; a snapshot holds
 // both.
 
-import { SnapshotNotReadyError } from '../node/errors.js';
-import { ByteAssembler, type SnapshotTask, type StateMachine } from '../node/stateMachine.js';
+import { type SnapshotTask, type StateMachine, joinParts } from '../node/stateMachine.js';
 import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, decodeCommand, encodeCommand } from '../kv/index.js';
 import type { Member } from '../kv/types.js';
 import type { NodeId } from '../raft/types.js';
@@ -101,11 +100,13 @@ function shortKey(key: Uint8Array): string {
 }
 
 /** The parts of a server snapshot, in order. */
-function frame(kvBytes: Uint8Array, membersBytes: Uint8Array): Uint8Array[] {
+function frame(kvParts: readonly Uint8Array[], membersBytes: Uint8Array): Uint8Array[] {
+  let kvLength = 0;
+  for (const p of kvParts) kvLength += p.length;
   const head = Buffer.alloc(5);
   head[0] = SNAPSHOT_VERSION;
-  head.writeUInt32BE(kvBytes.length, 1);
-  return [head, kvBytes, membersBytes];
+  head.writeUInt32BE(kvLength, 1);
+  return [head, ...kvParts, membersBytes];
 }
 
 export class ServerStateMachine implements StateMachine<KvResult | undefined> {
@@ -145,24 +146,18 @@ export class ServerStateMachine implements StateMachine<KvResult | undefined> {
 
   /** [version u8][kv snapshot length u32][kv snapshot][members JSON]. */
   snapshot(): Uint8Array {
-    return Buffer.concat(frame(this.kv.snapshot(), this.membersBytes()));
+    return Buffer.concat(frame([this.kv.snapshot()], this.membersBytes()));
   }
 
   /** snapshot() in slices: the key-value store through its SnapshotEncoder, the member table as of now. */
   beginSnapshot(): SnapshotTask {
     const kv = this.kv.beginSnapshot();
     const members = this.membersBytes();
-    let assembler: ByteAssembler | undefined;
+    const parts = (): Uint8Array[] => frame(kv.parts(), members);
     return {
-      step: () => {
-        if (assembler) return assembler.step();
-        if (kv.step()) assembler = new ByteAssembler(frame(kv.result(), members));
-        return false;
-      },
-      result: () => {
-        if (!assembler?.done) throw new SnapshotNotReadyError('ServerStateMachine snapshot');
-        return assembler.result();
-      },
+      step: () => kv.step(),
+      parts,
+      result: () => joinParts(parts()),
     };
   }
 

@@ -219,7 +219,8 @@ describe('kv snapshot encoder', () => {
     const members = new MemberTable([{ id: 1, name: 'one', peerURLs: ['http://a:2380'], clientURLs: ['http://a:2379'], isLearner: false }]);
     const sm = new ServerStateMachine(members);
     let index = 0;
-    for (let i = 0; i < 50; i++) sm.apply(sm.encodeKv({ op: putOp(`k${i % 30}`, `v${i}`), time: 1 }), ++index);
+    // Enough data for several steps (SNAPSHOT_STEP_BYTES each).
+    for (let i = 0; i < 3000; i++) sm.apply(sm.encodeKv({ op: putOp(`k${i % 300}`, `v${i}`.padEnd(200, '.')), time: 1 }), ++index);
     const expected = sm.snapshot();
     const task = sm.beginSnapshot();
     assert.throws(() => task.result(), SnapshotNotReadyError);
@@ -231,8 +232,9 @@ describe('kv snapshot encoder', () => {
     }
     assert.ok(steps >= 1);
     assert.deepEqual(Buffer.from(task.result()), expected);
+    assert.deepEqual(Buffer.concat(task.parts!()), expected, 'the parts are the same bytes');
     const restored = new ServerStateMachine(new MemberTable([]));
-    restored.restore(task.result(), 50);
+    restored.restore(task.result(), 3000);
     assert.deepEqual(restored.snapshot(), expected);
   });
 });

@@ -82,6 +82,27 @@ describe('RaftNode recovery', () => {
     }
   });
 
+  it('members snapshot at their own phase, every snapshotCount entries, not all at once', async () => {
+    const c = (cluster = new TestCluster([1, 2, 3], { node: { snapshotCount: 12, snapshotCatchUpEntries: 2 } }));
+    await c.startAll();
+    const taken = new Map<number, number[]>(c.ids.map((id) => [id, []]));
+    for (const n of c.running()) n.on('snapshotTaken', (e) => taken.get(n.id)!.push(e.index));
+    // One at a time, so the applied index moves an entry per Ready.
+    for (let i = 0; i < 60; i++) await proposeRange(c, i, i + 1);
+    await c.waitApplied((await c.waitLeader()).applied);
+    const firsts = c.ids.map((id) => taken.get(id)![0]!);
+    // Members 1, 2, 3 are due at indexes ≡ 0, 4, 8 (mod 12), the first at least 6 entries in.
+    assert.deepEqual(
+      firsts.map((i) => i % 12),
+      [0, 4, 8],
+      `first snapshots at ${firsts}`,
+    );
+    for (const [id, indexes] of taken) {
+      assert.ok(indexes.length >= 3, `member ${id} took ${indexes}`);
+      for (let k = 1; k < indexes.length; k++) assert.equal(indexes[k]! - indexes[k - 1]!, 12, `member ${id}: ${indexes}`);
+    }
+  });
+
   it('a follower stopped past the compaction catches up by snapshot', async () => {
     const c = (cluster = new TestCluster([1, 2, 3], { node: { snapshotCount: 8, snapshotCatchUpEntries: 2 } }));
     await c.startAll();

@@ -103,8 +103,8 @@ describe('RaftNode snapshots in slices', () => {
     assert.equal(f.metrics().snapshotsTaken, 0);
     assert.equal(f.status().snapshotIndex, installed[0]);
     assert.deepEqual(fsm.log, c.member(leader.id).sm.log);
-    // And it snapshots again when due.
-    await proposeRange(c, 52, 64);
+    // And it snapshots again when due: within 1.5 snapshotCount of the last (its phase, node.ts snapshotDueAt).
+    await proposeRange(c, 52, 72);
     await waitFor(() => f.metrics().snapshotsTaken === 1, 'the follower to take its next snapshot');
     assert.ok(f.status().snapshotIndex > installed[0]!);
   });
@@ -155,6 +155,8 @@ describe('RaftNode snapshots in slices', () => {
     await proposeRange(c, 0, 20);
     const leader = await c.waitLeader();
     await waitFor(() => leader.status().firstIndex > 1, 'the leader to compact its log');
+    // No automatic snapshot under way (members snapshot at their own phase): the fresh one must be begun for member 4.
+    await waitFor(() => sliced(c, leader.id).begun.length === leader.metrics().snapshotsTaken, 'the leader to finish its snapshots');
     const storedBefore = leader.status().snapshotIndex;
     // Slow snapshots from now on: the new member must wait for one, not get the stored one (without it).
     sliced(c, leader.id).held = true;
