@@ -125,6 +125,8 @@ export class MvccStore {
    * compactMainRev (so, as in etcd, compacting at 0 succeeds once).
    */
   private compacted = -1;
+  /** A snapshot reading this store in steps; it takes what it still needs before a compaction. */
+  private snapshotReader: { captureRest(): void } | undefined;
   private live = 0;
   private bytes = 0;
 
@@ -215,6 +217,8 @@ export class MvccStore {
    * updateCompactRev).
    */
   compact(rev: number): void {
+    this.snapshotReader?.captureRest();
+    this.snapshotReader = undefined;
     this.compacted = rev;
     let removed = false;
     this.index.forEach((h, key) => {
@@ -245,6 +249,33 @@ export class MvccStore {
       }
     });
     if (removed) this.order.retain((key) => this.index.has(key));
+  }
+
+  /**
+   * Registers the snapshot reading this store in steps (one at a time: a
+   * newer one replaces it; `reader` undefined with `ifCurrent` unregisters
+   * that one, if still registered).
+   */
+  setSnapshotReader(reader: { captureRest(): void } | undefined, ifCurrent?: { captureRest(): void }): void {
+    if (reader === undefined && ifCurrent !== undefined && this.snapshotReader !== ifCurrent) return;
+    this.snapshotReader = reader;
+  }
+
+  /**
+   * Visits the keys after `after` (all when undefined) with their
+   * histories, in key order, until `visit` returns false; true if it
+   * reached the last key.
+   */
+  historiesAfter(after: string | undefined, visit: (key: string, h: History) => boolean): boolean {
+    const index = this.index;
+    let reachedEnd = true;
+    this.order.scan(after ?? '', undefined, (key) => {
+      if (key === after) return true;
+      if (visit(key, index.get(key)!)) return true;
+      reachedEnd = false;
+      return false;
+    });
+    return reachedEnd;
   }
 
   /** Every key with its history, in key order (for snapshots and hashes). */
