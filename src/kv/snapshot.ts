@@ -59,14 +59,6 @@ function writeHeader(w: Writer, revision: number, compactRevision: number, clock
  * them in a live history, and in one captured at `rev` those it had then
  * (a history only grows in place, by versions above the store's revision).
  */
-/** writeHistory, unless the key has no version at or below `rev` (created later): then nothing; true if written. */
-function writeVisibleHistory(w: Writer, key: string, h: History, rev: number): boolean {
-  const first = Array.isArray(h) ? h[0]! : h;
-  if (first.main > rev) return false;
-  writeHistory(w, key, h, rev);
-  return true;
-}
-
 function writeHistory(w: Writer, key: string, h: History, rev: number): void {
   w.latin1(key);
   if (!Array.isArray(h)) {
@@ -78,6 +70,14 @@ function writeHistory(w: Writer, key: string, h: History, rev: number): void {
   while (n > 0 && h[n - 1]!.main > rev) n--;
   w.uvarint(n);
   for (let i = 0; i < n; i++) writeVersion(w, h[i]!);
+}
+
+/** writeHistory, unless the key has no version at or below `rev` (created later): then nothing; true if written. */
+function writeVisibleHistory(w: Writer, key: string, h: History, rev: number): boolean {
+  const first = Array.isArray(h) ? h[0]! : h;
+  if (first.main > rev) return false;
+  writeHistory(w, key, h, rev);
+  return true;
 }
 
 /**
@@ -118,6 +118,15 @@ export function encodeSnapshot(store: MvccStore, sessions: SessionTable, clock: 
   }
   new DataView(out.buffer).setUint32(size, crc, true);
   return out;
+}
+
+/** A snapshot being encoded saw the store change under it: a bug, never written (the node stops). */
+export class SnapshotViewError extends Error {
+  readonly code = 'KV_SNAPSHOT_VIEW_BROKEN';
+  constructor(detail: string) {
+    super(`SnapshotEncoder: ${detail}`);
+    this.name = 'SnapshotViewError';
+  }
 }
 
 /** Bytes a SnapshotEncoder step encodes by default: a few milliseconds of work. */
@@ -207,7 +216,7 @@ export class SnapshotEncoder implements SnapshotTask {
     }
     if (!reachedEnd) return false;
     if (this.keysWritten !== this.keyCount) {
-      throw new Error(`SnapshotEncoder: wrote ${this.keysWritten} keys, the header says ${this.keyCount} (a store change reached the view)`);
+      throw new SnapshotViewError(`wrote ${this.keysWritten} keys, the header says ${this.keyCount} (a store change reached the view)`);
     }
     this.flush();
     this.add(this.sessions);

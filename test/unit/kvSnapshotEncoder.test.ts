@@ -135,6 +135,21 @@ describe('kv snapshot encoder', () => {
     assert.equal(restoredHash(enc.result()), hash);
   });
 
+  it('a newer snapshot replaces an abandoned one: compaction then preserves the newer one\'s view', () => {
+    const m = new Member();
+    for (let i = 0; i < 60; i++) m.apply(putOp(`k${i % 12}`, `v${i}`));
+    const abandoned = m.sm.beginSnapshot();
+    abandoned.step(1); // the node dropped it here (stop, or the leader's snapshot won)
+    m.apply(putOp('k3', 'later'));
+    const expected = m.sm.snapshot();
+    const enc = m.sm.beginSnapshot();
+    enc.step(1);
+    m.compact(0); // takes the rest of the newer view first
+    m.apply(putOp('k4', 'after'));
+    drain(enc);
+    assert.deepEqual(enc.result(), expected);
+  });
+
   it('session table changes after the begin do not reach it', () => {
     const m = new Member();
     const sess = (clientId: string, seq: number, lowestUnackedSeq = 1): ClientSession => ({ clientId, seq, lowestUnackedSeq });
