@@ -45,6 +45,7 @@ import type {
   SoftState,
   StateType,
 } from '../raft/types.js';
+import { type ByteParts, partsOf } from '../storage/bytes.js';
 import { DiskStorage } from '../storage/diskStorage.js';
 import { StorageError } from '../storage/errors.js';
 import { NodeFileSystem } from '../storage/nodeFs.js';
@@ -63,7 +64,7 @@ import {
 } from './options.js';
 import { Proposals, type Settle } from './proposals.js';
 import { Reads } from './reads.js';
-import { ByteAssembler, type SnapshotTask, type StateMachine } from './stateMachine.js';
+import { type SnapshotTask, type StateMachine } from './stateMachine.js';
 
 /** What the node reports about itself (for the server's status endpoints and the visualiser). */
 export interface NodeStatus {
@@ -860,20 +861,23 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.snapshotStep = setImmediate(this.runSnapshotStep);
   }
 
-  /** One slice of the snapshot being encoded; then the next, or the assembly with the member list, or the write. */
+  /**
+   * One slice of the snapshot being encoded; then the next, or the write:
+   * the member list and the state machine's bytes go to storage as parts,
+   * written as they are (no copy of the whole).
+   */
   private readonly runSnapshotStep = (): void => {
     this.snapshotStep = undefined;
     const p = this.snapshotting;
     if (p === undefined || this.halted) return;
     try {
-      if (p.assembler === undefined) {
-        if (this.stateMachineCall(() => p.task!.step())) {
-          const task = p.task!;
-          const parts = this.stateMachineCall(() => (task.parts ? task.parts() : [task.result()]));
-          p.task = undefined;
-          p.assembler = new ByteAssembler([nodeSnapshotHeader(p.members), ...parts]);
-        }
-      } else if (p.assembler.step()) {
+      if (p.parts === undefined && this.stateMachineCall(() => p.task!.step())) {
+        const task = p.task!;
+        const parts = this.stateMachineCall(() => (task.parts ? task.parts() : [task.result()]));
+        p.task = undefined;
+        p.parts = [nodeSnapshotHeader(p.members), ...parts];
+      }
+      if (p.parts !== undefined) {
         // Written between Readies only: every entry applied then is durable
         // here, so the snapshot never covers entries missing from the log.
         if (this.persisting) {
@@ -881,7 +885,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
           return;
         }
         this.snapshotting = undefined;
-        this.writeSnapshot(p, p.assembler.result());
+        this.writeSnapshot(p, p.parts);
         return;
       }
     } catch (err) {
@@ -893,7 +897,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
   };
 
   /** Writes the node snapshot `data` taken at p.index (unless one as new was installed meanwhile) and compacts the log behind it. */
-  private writeSnapshot(p: PendingSnapshot, data: Uint8Array): void {
+  private writeSnapshot(p: PendingSnapshot, data: ByteParts): void {
     const { index, compact } = p;
     if (index <= this.storage.snapshotIndex()) {
       this.logger.info({ member: this.id, index, installed: this.storage.snapshotIndex() }, 'snapshot discarded: a newer one was installed');
@@ -912,8 +916,10 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       compactedTo = to;
     }
     this.counters.snapshotsTaken++;
-    this.logger.info({ member: this.id, index, bytes: data.byteLength, compactedTo }, 'snapshot taken');
-    this.notify('snapshotTaken', { index, term: snap.metadata.term, bytes: data.byteLength, compactedTo });
+    let bytes = 0;
+    for (const part of partsOf(data)) bytes += part.byteLength;
+    this.logger.info({ member: this.id, index, bytes, compactedTo }, 'snapshot taken');
+    this.notify('snapshotTaken', { index, term: snap.metadata.term, bytes, compactedTo });
   }
 
   /** A snapshot being encoded is dropped if the leader's just installed is at least as new. */
@@ -1081,8 +1087,8 @@ interface PendingSnapshot {
   compact: boolean;
   /** The state machine's encoding, until its result is in. */
   task: SnapshotTask | undefined;
-  /** Then: the node snapshot (member list, state machine's bytes) being put together. */
-  assembler?: ByteAssembler;
+  /** Then: the node snapshot's parts (member list, state machine's bytes), waiting to be written between Readies. */
+  parts?: readonly Uint8Array[];
 }
 
 /** Whether a snapshot with configuration `stored` includes every member of `current`: any of them can restore it. */

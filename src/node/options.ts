@@ -5,6 +5,7 @@
 import type { ReadOnlyOption } from '../raft/readOnly.js';
 import type { Storage } from '../raft/storage.js';
 import type { ConfState, NodeId, RandomSource, Snapshot } from '../raft/types.js';
+import type { ByteParts } from '../storage/bytes.js';
 import type { SaveBatch } from '../storage/diskStorage.js';
 import type { FileSystem } from '../storage/fs.js';
 import type { Transport } from '../transport/types.js';
@@ -20,8 +21,8 @@ export interface NodeStorage extends Storage {
   /** Persists one Ready; `done` runs once it is durable (or with the error that stopped it). */
   save(batch: SaveBatch, done: (err?: Error) => void): void;
   snapshotIndex(): number;
-  /** Records a snapshot of the state machine at applied index `i`. */
-  createSnapshot(i: number, confState: ConfState, data: Uint8Array, done?: (err?: Error) => void): Snapshot;
+  /** Records a snapshot of the state machine at applied index `i` (its bytes may come in consecutive parts). */
+  createSnapshot(i: number, confState: ConfState, data: ByteParts, done?: (err?: Error) => void): Snapshot;
   /** Discards log entries up to and including `compactIndex` (a snapshot must cover them). */
   compact(compactIndex: number): void;
   close(): void;

@@ -59,18 +59,7 @@ export interface SnapshotTask {
   parts?(): readonly Uint8Array[];
 }
 
-/** The parts concatenated, at once (ByteAssembler does it a slice at a time). */
-export function joinParts(parts: readonly Uint8Array[]): Uint8Array {
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
+export { joinParts } from '../storage/bytes.js';
 
 /** Bytes copied per step() of a ByteAssembler: a few milliseconds' worth even into fresh pages. */
 export const ASSEMBLY_STEP_BYTES = 1 << 20;

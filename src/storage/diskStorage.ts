@@ -23,6 +23,7 @@ import {
   type Entry,
   type HardState,
   type Snapshot,
+  type SnapshotMetadata,
   EMPTY_HARD_STATE,
   EMPTY_SNAPSHOT,
   ENTRY_OVERHEAD_BYTES,
@@ -36,6 +37,7 @@ import {
   WalClosedError,
   WalCorruptionError,
 } from './errors.js';
+import { type ByteParts, joinParts, partsOf } from './bytes.js';
 import { type FileSystem, joinPath } from './fs.js';
 import { LogIndex, STRIDE } from './logIndex.js';
 import { RECORD_ENTRY, type SnapshotMarker, decodeEntryRecord, entryIndex } from './record.js';
@@ -87,9 +89,22 @@ export interface StorageRecovery extends RecoveryReport {
 
 type Callback = (err?: Error) => void;
 
+/** A snapshot whose data, given in parts, is joined the first time it is read. */
+function joinedWhenRead(metadata: SnapshotMetadata, parts: readonly Uint8Array[]): Snapshot {
+  let joined: Uint8Array | undefined;
+  return {
+    metadata,
+    get data(): Uint8Array {
+      joined ??= joinParts(parts);
+      return joined;
+    },
+  };
+}
+
 /** A snapshot of our own, waiting for its file to be written. */
 interface WaitingSnapshot {
   readonly snap: Snapshot;
+  readonly parts: readonly Uint8Array[];
   readonly done: Callback | undefined;
 }
 
@@ -530,16 +545,23 @@ export class DiskStorage implements Storage {
    * and their callbacks run once its marker is durable. close() stops
    * them with WalClosedError.
    */
-  createSnapshot(i: number, confState: ConfState, data: Uint8Array, done?: Callback): Snapshot {
+  /**
+   * `data` may come in parts (a snapshot encoded in chunks): they are
+   * written and checksummed as they are, and joined only if the snapshot's
+   * `data` is read (to send it to a follower).
+   */
+  createSnapshot(i: number, confState: ConfState, data: ByteParts, done?: Callback): Snapshot {
     this.checkWritable();
     // A snapshot from the leader already in the log replaces it: a marker of
     // ours after it, at a lower index, would name entries it dropped.
     const newest = Math.max(this.snap.metadata.index, this.installedIndex);
     if (i <= newest) throw new SnapshotOutOfDateError(i, newest);
     if (i > this.index.last) throw new StorageInvariantError(`snapshot index ${i} is beyond the last index ${this.index.last}`);
-    const snap: Snapshot = { metadata: { index: i, term: this.term(i), confState }, data };
+    const metadata = { index: i, term: this.term(i), confState };
+    const parts = partsOf(data);
+    const snap: Snapshot = data instanceof Uint8Array ? { metadata, data } : joinedWhenRead(metadata, parts);
     this.snap = snap;
-    this.snapshotsWaiting.push({ snap, done });
+    this.snapshotsWaiting.push({ snap, parts, done });
     if (!this.snapshotWrite) this.writeNextSnapshot();
     return snap;
   }
@@ -549,10 +571,10 @@ export class DiskStorage implements Storage {
     const waiting = this.snapshotsWaiting;
     if (waiting.length === 0) return;
     this.snapshotsWaiting = [];
-    const snap = waiting[waiting.length - 1]!.snap;
+    const { snap, parts } = waiting[waiting.length - 1]!;
     const dones: Callback[] = [];
     for (const w of waiting) if (w.done) dones.push(w.done);
-    const write = this.snaps.newWrite(snap, this.snapshotWriteChunkBytes, this.snapshotFileWritten.bind(this, snap, dones));
+    const write = this.snaps.newWrite(snap, this.snapshotWriteChunkBytes, this.snapshotFileWritten.bind(this, snap, dones), parts);
     // Set before the write starts: a failure at once calls back into snapshotFileWritten.
     this.snapshotWrite = { write, dones };
     write.start();

@@ -141,8 +141,9 @@ export class SnapshotStore {
    * started; `done` runs once the file is in place and durable, or with a
    * SnapshotWriteError.
    */
-  newWrite(snap: Snapshot, chunkBytes: number, done: (err?: SnapshotWriteError) => void): SnapshotFileWrite {
-    return new SnapshotFileWrite(this.fs, this.dir, snap, chunkBytes, done);
+  /** `parts`: the snapshot's data as consecutive parts, if the caller has them so (then snap.data is not read). */
+  newWrite(snap: Snapshot, chunkBytes: number, done: (err?: SnapshotWriteError) => void, parts?: readonly Uint8Array[]): SnapshotFileWrite {
+    return new SnapshotFileWrite(this.fs, this.dir, snap, chunkBytes, done, parts);
   }
 
   /** Reads and checks a snapshot file; throws SnapshotCorruptionError if damaged. */
@@ -208,6 +209,11 @@ export class SnapshotFileWrite {
   private readonly header: Uint8Array;
   private crc: number;
   private fd: FileHandle | undefined;
+  /** The data, in the parts it came in. */
+  private readonly parts: readonly Uint8Array[];
+  /** The part being written, and its bytes already written. */
+  private part = 0;
+  private within = 0;
   /** Data bytes written so far. */
   private written = 0;
   /** Set by abandon(): when the pending sync returns, only clean up (removing the temporary file if true). */
@@ -220,7 +226,9 @@ export class SnapshotFileWrite {
     readonly snapshot: Snapshot,
     private readonly chunkBytes: number,
     private readonly done: (err?: SnapshotWriteError) => void,
+    parts?: readonly Uint8Array[],
   ) {
+    this.parts = parts ?? [snapshot.data];
     if (!(chunkBytes > 0)) throw new RangeError(`snapshot write chunk must be positive, got ${chunkBytes}`);
     this.path = joinPath(dir, snapshotFileName(snapshot.metadata.term, snapshot.metadata.index));
     this.tmp = `${this.path}.tmp`;
@@ -252,15 +260,24 @@ export class SnapshotFileWrite {
 
   /** Writes the next chunk (and after the last, the header), then syncs. */
   private step(): void {
-    const data = this.snapshot.data;
     const fd = this.fd!;
-    const end = Math.min(data.length, this.written + this.chunkBytes);
-    if (end > this.written) {
-      this.crc = crc32cRange(data, this.written, end, this.crc);
-      this.fs.write(fd, data.subarray(this.written, end), this.header.length + this.written);
-      this.written = end;
+    let budget = this.chunkBytes;
+    while (budget > 0 && this.part < this.parts.length) {
+      const p = this.parts[this.part]!;
+      const n = Math.min(budget, p.length - this.within);
+      if (n > 0) {
+        this.crc = crc32cRange(p, this.within, this.within + n, this.crc);
+        this.fs.write(fd, p.subarray(this.within, this.within + n), this.header.length + this.written);
+        this.written += n;
+        this.within += n;
+        budget -= n;
+      }
+      if (this.within === p.length) {
+        this.part++;
+        this.within = 0;
+      }
     }
-    if (this.written === data.length) {
+    if (this.part === this.parts.length) {
       setHeaderChecksum(this.header, this.crc);
       this.fs.write(fd, this.header, 0);
     }
@@ -277,7 +294,7 @@ export class SnapshotFileWrite {
       return;
     }
     try {
-      if (this.written < this.snapshot.data.length) {
+      if (this.part < this.parts.length) {
         this.step();
         return;
       }

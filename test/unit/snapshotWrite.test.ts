@@ -152,6 +152,26 @@ describe('snapshot files written in the background', () => {
     }
   });
 
+  it('data given in parts is written as the same file, chunked across the parts, and joined only when read', () => {
+    for (const cut of [[], [0], [5], [16], [3, 7, 40, 41], [99, 100]]) {
+      const fs = new SteppedDisk();
+      const s = member(fs);
+      const r = recorder();
+      const data = stateAt(90);
+      const bounds = [0, ...cut, data.length];
+      const parts = bounds.slice(1).map((end, i) => data.subarray(bounds[i], end));
+      const snap = s.createSnapshot(90, CONF, parts, r.done);
+      while (r.calls.length === 0 && fs.runNext());
+      assert.deepEqual(r.calls, [undefined], `cut at ${cut}`);
+      const name = snapshotFileName(1, 90);
+      assert.deepEqual(fs.peek(`${SNAP_DIR}/${name}`), referenceFile({ metadata: snap.metadata, data }), `cut at ${cut}`);
+      assert.deepEqual(snap.data, data, 'joined when read');
+      assert.equal(snap.data, snap.data, 'once');
+      assert.deepEqual(open(fs.crashImage()).snapshot().data, data, 'recovered');
+      s.close();
+    }
+  });
+
   it('createSnapshot returns at once; the file is synced in steps, renamed, and only then named in the log', () => {
     const fs = new SteppedDisk();
     const s = member(fs);
