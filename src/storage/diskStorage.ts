@@ -543,12 +543,9 @@ export class DiskStorage implements Storage {
    * and the others' callbacks run with its (its marker covers them). A
    * snapshot from the leader (save) supersedes them all: the writes stop,
    * and their callbacks run once its marker is durable. close() stops
-   * them with WalClosedError.
-   */
-  /**
-   * `data` may come in parts (a snapshot encoded in chunks): they are
-   * written and checksummed as they are, and joined only if the snapshot's
-   * `data` is read (to send it to a follower).
+   * them with WalClosedError. `data` may come in parts (a snapshot encoded
+   * in chunks): they are written and checksummed as they are, and joined
+   * only if the snapshot's `data` is read (to send it to a follower).
    */
   createSnapshot(i: number, confState: ConfState, data: ByteParts, done?: Callback): Snapshot {
     this.checkWritable();
