@@ -14,7 +14,8 @@
 // the same bytes in slices, for a member that must not stall while it does.
 
 import { SnapshotNotReadyError } from '../node/errors.js';
-import { type SnapshotTask, joinParts } from '../node/stateMachine.js';
+import type { SnapshotTask } from '../node/stateMachine.js';
+import { joinParts } from '../storage/bytes.js';
 import { crc32c } from '../storage/crc.js';
 import { CodecError, Reader, Writer } from './codec.js';
 import { KvSnapshotError } from './errors.js';

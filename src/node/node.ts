@@ -45,7 +45,7 @@ import type {
   SoftState,
   StateType,
 } from '../raft/types.js';
-import { type ByteParts, partsOf } from '../storage/bytes.js';
+import { type ByteParts, partsLength } from '../storage/bytes.js';
 import { DiskStorage } from '../storage/diskStorage.js';
 import { StorageError } from '../storage/errors.js';
 import { NodeFileSystem } from '../storage/nodeFs.js';
@@ -916,8 +916,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
       compactedTo = to;
     }
     this.counters.snapshotsTaken++;
-    let bytes = 0;
-    for (const part of partsOf(data)) bytes += part.byteLength;
+    const bytes = partsLength(data);
     this.logger.info({ member: this.id, index, bytes, compactedTo }, 'snapshot taken');
     this.notify('snapshotTaken', { index, term: snap.metadata.term, bytes, compactedTo });
   }

@@ -4,6 +4,7 @@
 // The key-value store (src/kv/) is one; a replicated counter is another
 // (examples/counter.ts).
 
+import { PartsCursor, partsLength } from '../storage/bytes.js';
 import { SnapshotNotReadyError } from './errors.js';
 
 export interface StateMachine<Result = unknown> {
@@ -52,14 +53,12 @@ export interface SnapshotTask {
   result(): Uint8Array;
   /**
    * Optional: the same bytes as consecutive parts, only once step() has
-   * returned true. The node copies a snapshot into its own framing anyway;
-   * given the parts it does so once, rather than after the task has joined
-   * them (tens of megabytes copied and allocated again).
+   * returned true. The node then hands them to storage as they are, which
+   * writes and checksums them part by part: result() would have the task
+   * join them (tens of megabytes copied and allocated again).
    */
   parts?(): readonly Uint8Array[];
 }
-
-export { joinParts } from '../storage/bytes.js';
 
 /** Bytes copied per step() of a ByteAssembler: a few milliseconds' worth even into fresh pages. */
 export const ASSEMBLY_STEP_BYTES = 1 << 20;
@@ -71,36 +70,28 @@ export const ASSEMBLY_STEP_BYTES = 1 << 20;
  */
 export class ByteAssembler {
   private readonly out: Uint8Array;
-  private part = 0;
-  /** Bytes of parts[part] already copied. */
-  private within = 0;
+  private readonly cursor: PartsCursor;
   private at = 0;
 
-  constructor(private readonly parts: readonly Uint8Array[]) {
-    let size = 0;
-    for (const p of parts) size += p.length;
-    this.out = new Uint8Array(size);
+  constructor(parts: readonly Uint8Array[]) {
+    this.out = new Uint8Array(partsLength(parts));
+    this.cursor = new PartsCursor(parts);
   }
 
   /** Copies up to `budget` bytes; true once everything is copied. */
   step(budget = ASSEMBLY_STEP_BYTES): boolean {
-    while (budget > 0 && this.part < this.parts.length) {
-      const p = this.parts[this.part]!;
-      const n = Math.min(budget, p.length - this.within);
-      this.out.set(n === p.length ? p : p.subarray(this.within, this.within + n), this.at);
-      this.at += n;
-      this.within += n;
-      budget -= n;
-      if (this.within === p.length) {
-        this.part++;
-        this.within = 0;
-      }
+    while (budget > 0) {
+      const chunk = this.cursor.next(budget);
+      if (chunk === undefined) break;
+      this.out.set(chunk, this.at);
+      this.at += chunk.length;
+      budget -= chunk.length;
     }
-    return this.part === this.parts.length;
+    return this.cursor.done;
   }
 
   get done(): boolean {
-    return this.part === this.parts.length;
+    return this.cursor.done;
   }
 
   /** The concatenation; only once step() has returned true. */

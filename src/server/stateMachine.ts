@@ -4,7 +4,8 @@
 // starts with a tag byte saying which of the two it is for; a snapshot holds
 // both.
 
-import { type SnapshotTask, type StateMachine, joinParts } from '../node/stateMachine.js';
+import type { SnapshotTask, StateMachine } from '../node/stateMachine.js';
+import { joinParts, partsLength } from '../storage/bytes.js';
 import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, decodeCommand, encodeCommand } from '../kv/index.js';
 import type { Member } from '../kv/types.js';
 import type { NodeId } from '../raft/types.js';
@@ -101,11 +102,9 @@ function shortKey(key: Uint8Array): string {
 
 /** The parts of a server snapshot, in order. */
 function frame(kvParts: readonly Uint8Array[], membersBytes: Uint8Array): Uint8Array[] {
-  let kvLength = 0;
-  for (const p of kvParts) kvLength += p.length;
   const head = Buffer.alloc(5);
   head[0] = SNAPSHOT_VERSION;
-  head.writeUInt32BE(kvLength, 1);
+  head.writeUInt32BE(partsLength(kvParts), 1);
   return [head, ...kvParts, membersBytes];
 }
 

@@ -9,16 +9,53 @@ export function partsOf(bytes: ByteParts): readonly Uint8Array[] {
   return bytes instanceof Uint8Array ? [bytes] : bytes;
 }
 
+/** The total length of the parts. */
+export function partsLength(bytes: ByteParts): number {
+  let size = 0;
+  for (const p of partsOf(bytes)) size += p.length;
+  return size;
+}
+
 /** The parts concatenated, at once (ByteAssembler in src/node does it a slice at a time). */
 export function joinParts(parts: ByteParts): Uint8Array {
   if (parts instanceof Uint8Array) return parts;
-  let size = 0;
-  for (const p of parts) size += p.length;
-  const out = new Uint8Array(size);
+  const out = new Uint8Array(partsLength(parts));
   let at = 0;
   for (const p of parts) {
     out.set(p, at);
     at += p.length;
   }
   return out;
+}
+
+/** Reads consecutive parts a bounded slice at a time (for work done in steps: a file write, a copy). */
+export class PartsCursor {
+  private part = 0;
+  /** Bytes of parts[part] already read. */
+  private within = 0;
+
+  constructor(private readonly parts: readonly Uint8Array[]) {}
+
+  /** Every byte has been read. */
+  get done(): boolean {
+    this.skipEnded();
+    return this.part === this.parts.length;
+  }
+
+  /** The next at most `max` bytes, a view into one part; undefined once done. */
+  next(max: number): Uint8Array | undefined {
+    if (this.done) return undefined;
+    const p = this.parts[this.part]!;
+    const n = Math.min(max, p.length - this.within);
+    const view = n === p.length ? p : p.subarray(this.within, this.within + n);
+    this.within += n;
+    return view;
+  }
+
+  private skipEnded(): void {
+    while (this.part < this.parts.length && this.within === this.parts[this.part]!.length) {
+      this.part++;
+      this.within = 0;
+    }
+  }
 }

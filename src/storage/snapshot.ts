@@ -14,7 +14,8 @@
 // megabytes, and a file image made by concatenation would copy it once more.
 
 import type { Snapshot, SnapshotMetadata } from '../raft/types.js';
-import { crc32c, crc32cRange } from './crc.js';
+import { PartsCursor } from './bytes.js';
+import { crc32c } from './crc.js';
 import { SnapshotCorruptionError, SnapshotWriteError } from './errors.js';
 import { type FileHandle, type FileSystem, joinPath, readWholeFile } from './fs.js';
 
@@ -139,9 +140,9 @@ export class SnapshotStore {
   /**
    * A write of a snapshot in the background (see SnapshotFileWrite), to be
    * started; `done` runs once the file is in place and durable, or with a
-   * SnapshotWriteError.
+   * SnapshotWriteError. `parts`: the snapshot's data as consecutive parts,
+   * if the caller has them so (then snap.data is not read).
    */
-  /** `parts`: the snapshot's data as consecutive parts, if the caller has them so (then snap.data is not read). */
   newWrite(snap: Snapshot, chunkBytes: number, done: (err?: SnapshotWriteError) => void, parts?: readonly Uint8Array[]): SnapshotFileWrite {
     return new SnapshotFileWrite(this.fs, this.dir, snap, chunkBytes, done, parts);
   }
@@ -209,11 +210,8 @@ export class SnapshotFileWrite {
   private readonly header: Uint8Array;
   private crc: number;
   private fd: FileHandle | undefined;
-  /** The data, in the parts it came in. */
-  private readonly parts: readonly Uint8Array[];
-  /** The part being written, and its bytes already written. */
-  private part = 0;
-  private within = 0;
+  /** The data, in the parts it came in, read a chunk per step. */
+  private readonly data: PartsCursor;
   /** Data bytes written so far. */
   private written = 0;
   /** Set by abandon(): when the pending sync returns, only clean up (removing the temporary file if true). */
@@ -228,7 +226,7 @@ export class SnapshotFileWrite {
     private readonly done: (err?: SnapshotWriteError) => void,
     parts?: readonly Uint8Array[],
   ) {
-    this.parts = parts ?? [snapshot.data];
+    this.data = new PartsCursor(parts ?? [snapshot.data]);
     if (!(chunkBytes > 0)) throw new RangeError(`snapshot write chunk must be positive, got ${chunkBytes}`);
     this.path = joinPath(dir, snapshotFileName(snapshot.metadata.term, snapshot.metadata.index));
     this.tmp = `${this.path}.tmp`;
@@ -262,22 +260,15 @@ export class SnapshotFileWrite {
   private step(): void {
     const fd = this.fd!;
     let budget = this.chunkBytes;
-    while (budget > 0 && this.part < this.parts.length) {
-      const p = this.parts[this.part]!;
-      const n = Math.min(budget, p.length - this.within);
-      if (n > 0) {
-        this.crc = crc32cRange(p, this.within, this.within + n, this.crc);
-        this.fs.write(fd, p.subarray(this.within, this.within + n), this.header.length + this.written);
-        this.written += n;
-        this.within += n;
-        budget -= n;
-      }
-      if (this.within === p.length) {
-        this.part++;
-        this.within = 0;
-      }
+    while (budget > 0) {
+      const chunk = this.data.next(budget);
+      if (chunk === undefined) break;
+      this.crc = crc32c(chunk, this.crc);
+      this.fs.write(fd, chunk, this.header.length + this.written);
+      this.written += chunk.length;
+      budget -= chunk.length;
     }
-    if (this.part === this.parts.length) {
+    if (this.data.done) {
       setHeaderChecksum(this.header, this.crc);
       this.fs.write(fd, this.header, 0);
     }
@@ -294,7 +285,7 @@ export class SnapshotFileWrite {
       return;
     }
     try {
-      if (this.part < this.parts.length) {
+      if (!this.data.done) {
         this.step();
         return;
       }
