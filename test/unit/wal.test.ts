@@ -16,6 +16,7 @@ import { crc32c, crc32cRange } from '../../src/storage/crc.js';
 import { dumpDataDir } from '../../src/storage/inspect.js';
 import { LogIndex } from '../../src/storage/logIndex.js';
 import { MemoryFileSystem } from '../../src/storage/memoryFs.js';
+import { HeldAllocationsFs } from './heldAllocations.js';
 import { packPosition } from '../../src/storage/wal.js';
 
 const DIR = '/data';
@@ -197,6 +198,29 @@ describe('DiskStorage', () => {
     }
   });
 
+  it('leaves a segment it had to create sparse as soon as the preallocated one is ready', () => {
+    const fs = new HeldAllocationsFs();
+    const s = open(fs, { segmentBytes: 4096 });
+    const big = (from: number, to: number) => ents(from, to, 1).map((e) => ({ ...e, data: new Uint8Array(300).fill(e.index) }));
+    save(fs, s, { entries: big(1, 5) });
+    save(fs, s, { entries: big(6, 10) });
+    // The segment is full and the next one is still being preallocated: a sparse one takes entries 11-16.
+    save(fs, s, { entries: big(11, 15) });
+    assert.equal(s.segmentFiles().length, 2);
+    save(fs, s, { entries: big(16, 16) });
+    assert.equal(s.segmentFiles().length, 2, 'a sparse segment is written into while nothing else is ready');
+    fs.releaseAllocations();
+    fs.runPending();
+    // The preallocated segment is ready: the next write goes there.
+    save(fs, s, { entries: big(17, 17) });
+    assert.equal(s.segmentFiles().length, 3);
+    assert.match(s.segmentFiles()[2]!, /-0000000000000011\.wal$/);
+    save(fs, s, { entries: big(18, 18) });
+    assert.equal(s.segmentFiles().length, 3, 'a preallocated segment is filled');
+    const r = reopen(fs, s);
+    assert.deepEqual(all(r), big(1, 18).map(text));
+  });
+
   it('installs a snapshot from the leader, dropping a log that disagrees with it', () => {
     const fs = new MemoryFileSystem();
     const s = open(fs);
@@ -234,7 +258,8 @@ describe('DiskStorage', () => {
     // of the write in flight in any order, so a hole with valid records of
     // the same flush after it is a torn write; records of a later flush after
     // a hole prove the damaged flush had been synced.
-    const fs = new MemoryFileSystem();
+    // (Preallocations held: the log stays in its first segment.)
+    const fs = new HeldAllocationsFs();
     const s = open(fs, { segmentBytes: 1 << 16 });
     const big = (from: number, to: number) => ents(from, to, 1).map((e) => ({ ...e, data: new Uint8Array(100).fill(e.index) }));
     save(fs, s, { entries: big(1, 20) });

@@ -15,6 +15,7 @@ import { DataDirError, WalClosedError } from '../../src/storage/errors.js';
 import type { FileSystem } from '../../src/storage/fs.js';
 import { dumpDataDir, resolveDataDir, verifyDataDir } from '../../src/storage/inspect.js';
 import { MemoryFileSystem } from '../../src/storage/memoryFs.js';
+import { HeldAllocationsFs } from './heldAllocations.js';
 import { NodeFileSystem } from '../../src/storage/nodeFs.js';
 
 const ents = (from: number, to: number, term: number): Entry[] => {
@@ -54,7 +55,8 @@ describe('wal verify and dump (functions)', () => {
   });
 
   it('changes nothing: a torn tail is reported, not cut; leftovers are reported, not removed', () => {
-    const fs = new MemoryFileSystem();
+    // (Preallocations held: the log stays in its first segment.)
+    const fs = new HeldAllocationsFs();
     const s = DiskStorage.open({ fs, dir: '/m', clusterId: 'tools', memberId: 3, segmentBytes: 1 << 16 });
     s.save({ entries: ents(1, 5, 1) }, () => {});
     fs.runPending();
