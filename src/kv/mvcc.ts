@@ -115,6 +115,10 @@ export function bounds(key: string, rangeEnd: string): Bounds {
   return { key, end: rangeEnd };
 }
 
+function byRevision(a: { v: Version }, b: { v: Version }): number {
+  return a.v.main - b.v.main || a.v.sub - b.v.sub;
+}
+
 export class MvccStore {
   private readonly index = new Map<string, History>();
   private readonly order = new BTree();
@@ -179,6 +183,37 @@ export class MvccStore {
       const v = visibleAt(index.get(key)!, rev);
       return v === undefined ? true : visit(key, v);
     });
+  }
+
+  /**
+   * The versions etcd's HashKV covers at `rev` (mvcc.store.HashByRev), in
+   * revision order, as etcd walks its backend's key bucket: every version
+   * of a revision in (compactRevision, rev], and of the older ones kept by
+   * the last compaction only those a compaction at `rev` would keep (each
+   * key's version live at `rev`). etcd keeps its quirk: when no key is live
+   * at `rev`, every older version is included. The caller checks `rev` (0
+   * < compactRevision < rev <= currentRevision, as HashKV does).
+   */
+  hashedVersions(rev: number): { key: string; v: Version }[] {
+    const out: { key: string; v: Version }[] = [];
+    const older: { key: string; v: Version; kept: boolean }[] = [];
+    let anyKept = false;
+    this.index.forEach((h, key) => {
+      const live = visibleAt(h, rev);
+      for (const v of versionsOf(h)) {
+        if (v.main > rev) break;
+        if (v.main > this.compacted) {
+          out.push({ key, v });
+        } else {
+          const kept = v === live;
+          anyKept ||= kept;
+          older.push({ key, v, kept });
+        }
+      }
+      if (live !== undefined && live.main > this.compacted) anyKept = true;
+    });
+    for (const o of older) if (o.kept || !anyKept) out.push({ key: o.key, v: o.v });
+    return out.sort(byRevision);
   }
 
   /** Starts a write transaction at the current revision. */

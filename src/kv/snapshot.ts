@@ -19,7 +19,7 @@ import { joinParts } from '../storage/bytes.js';
 import { crc32c } from '../storage/crc.js';
 import { CodecError, Reader, Writer } from './codec.js';
 import { KvSnapshotError } from './errors.js';
-import { type History, type MvccStore, NO_LEASE, type Version, versionsOf } from './mvcc.js';
+import { type History, type MvccStore, NO_LEASE, type Version } from './mvcc.js';
 import { type Session, SessionTable } from './sessions.js';
 
 const MAGIC = [0x52, 0x4b, 0x56, 0x53]; // "RKVS"
@@ -261,37 +261,6 @@ export function hashState(store: MvccStore, sessions: SessionTable, clock: numbe
   writeState(store, sessions, clock, (chunk) => {
     crc = crc32c(chunk, crc);
   });
-  return crc;
-}
-
-/**
- * A CRC32C of the key-value history up to revision `rev` and the compact
- * revision (the role of etcd's HashKV): members that applied the same log
- * agree on it at every revision they both have, whatever they applied since,
- * as long as neither has compacted past the other's (compare the compact
- * revisions too, as etcd's clients do). The caller checks `rev`.
- */
-export function hashKV(store: MvccStore, rev: number): number {
-  const w = new Writer(CHUNK * 2);
-  let crc = 0;
-  const flush = () => {
-    crc = crc32c(w.written(), crc);
-    w.reset();
-  };
-  w.uvarint(rev);
-  w.svarint(store.compactRevision);
-  // Only what was written by `rev`: the same bytes on a member that has applied more since.
-  store.forEach((key, h) => {
-    const vs = versionsOf(h);
-    let n = 0;
-    while (n < vs.length && vs[n]!.main <= rev) n++;
-    if (n === 0) return;
-    w.latin1(key);
-    w.uvarint(n);
-    for (let i = 0; i < n; i++) writeVersion(w, vs[i]!);
-    if (w.pos > CHUNK) flush();
-  });
-  flush();
   return crc;
 }
 

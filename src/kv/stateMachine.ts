@@ -12,9 +12,9 @@ import type { StateMachine } from '../node/stateMachine.js';
 import { type KvCommand, decodeCommand } from './command.js';
 import { KvError, etcdError } from './errors.js';
 import type { KvResponse, KvResult } from './messages.js';
-import { MvccStore } from './mvcc.js';
+import { MvccStore, type Version } from './mvcc.js';
 import { compact, deleteRange, increment, isReadOnlyTxn, put, range, txn } from './operations.js';
-import { SnapshotEncoder, decodeSnapshot, encodeSnapshot, hashKV, hashState } from './snapshot.js';
+import { SnapshotEncoder, decodeSnapshot, encodeSnapshot, hashState } from './snapshot.js';
 import { SessionTable } from './sessions.js';
 import type { RangeRequest, RangeResponse, TxnRequest, TxnResponse } from './types.js';
 import { validateOperation, validateRange, validateSession, validateTxn } from './validate.js';
@@ -171,6 +171,22 @@ export class KvStateMachine implements StateMachine<KvResult> {
     return this.store.compactRevision;
   }
 
+  /**
+   * What etcd's HashKV hashes at `revision` (0: the current one), in
+   * revision order (MvccStore.hashedVersions; src/server/hashKV.ts hashes
+   * it), with the store's revision and compaction revision. As etcd, a
+   * revision at or below the last compaction is COMPACTED, one past the
+   * current FUTURE_REVISION. Members that applied the same log agree on it
+   * at any revision both have, if their compaction revisions are equal.
+   */
+  hashView(revision: number): { versions: { key: string; v: Version }[]; revision: number; compactRevision: number } {
+    const store = this.store;
+    if (revision > 0 && revision <= store.compactRevision) throw etcdError('COMPACTED');
+    if (revision > store.currentRevision) throw etcdError('FUTURE_REVISION');
+    const rev = revision > 0 ? revision : store.currentRevision;
+    return { versions: store.hashedVersions(rev), revision: store.currentRevision, compactRevision: store.compactRevision };
+  }
+
   /** Keys that exist at the current revision. */
   get keyCount(): number {
     return this.store.keyCount;
@@ -199,19 +215,5 @@ export class KvStateMachine implements StateMachine<KvResult> {
   /** A hash of the whole state (store, sessions, clock): equal on members at the same applied index. */
   hash(): number {
     return hashState(this.store, this.sessions, this.clock);
-  }
-
-  /**
-   * etcd's HashKV: a hash of the key-value history up to `revision` (0: the
-   * current one), with the compact revision it covers. Members that applied
-   * the same log agree at any revision both have, if their compact
-   * revisions are equal. Throws FUTURE_REVISION or COMPACTED.
-   */
-  hashKV(revision = 0): { hash: number; revision: number; compactRevision: number } {
-    const current = this.store.currentRevision;
-    const rev = revision <= 0 ? current : revision;
-    if (rev > current) throw etcdError('FUTURE_REVISION');
-    if (rev < this.store.compactRevision) throw etcdError('COMPACTED');
-    return { hash: hashKV(this.store, rev), revision: current, compactRevision: this.store.compactRevision };
   }
 }

@@ -1260,6 +1260,58 @@ function readAlarmResponse(r: ProtoReader): kv.AlarmResponse {
 export const AlarmResponse = codec(sizeAlarmResponse, writeAlarmResponse, readAlarmResponse);
 
 // ---------------------------------------------------------------------------
+// Maintenance: HashKV
+
+const HASH_KV_REQUEST: FieldTable = { 1: ['revision', V] };
+
+export const HashKVRequest: Codec<srv.HashKVRequest> = codec(
+  (m) => (m.revision !== 0 ? 1 + varintSize(m.revision) : 0),
+  (w, m) => {
+    if (m.revision !== 0) {
+      w.uint32(8);
+      w.int64(m.revision);
+    }
+  },
+  (r) => {
+    const m: srv.HashKVRequest = { revision: 0 };
+    while (r.pos < r.end) {
+      const tag = r.tag();
+      if (tag === 8) m.revision = r.int64();
+      else r.other(tag, HASH_KV_REQUEST, 'etcdserverpb.HashKVRequest');
+    }
+    return m;
+  },
+);
+
+const HASH_KV_RESPONSE: FieldTable = { 1: ['header', L], 2: ['hash', V], 3: ['compact_revision', V] };
+
+export const HashKVResponse: Codec<srv.HashKVResponse> = codec(
+  (m) => headerField(m.header) + (m.hash !== 0 ? 1 + varintSize(m.hash) : 0) + (m.compactRevision !== 0 ? 1 + varintSize(m.compactRevision) : 0),
+  (w, m) => {
+    writeNested(w, 10, writeHeader, m.header);
+    if (m.hash !== 0) {
+      w.uint32(16);
+      w.int64(m.hash);
+    }
+    if (m.compactRevision !== 0) {
+      w.uint32(24);
+      w.int64(m.compactRevision);
+    }
+  },
+  (r) => {
+    const m: srv.HashKVResponse = { header: newHeader(), hash: 0, compactRevision: 0 };
+    while (r.pos < r.end) {
+      const tag = r.tag();
+      if (tag === 10) m.header = readNested(r, readHeader, m.header);
+      else if (tag === 16) m.hash = r.uint64();
+      else if (tag === 24) m.compactRevision = r.int64();
+      else r.other(tag, HASH_KV_RESPONSE, 'etcdserverpb.HashKVResponse');
+    }
+    return m;
+  },
+);
+
+// ---------------------------------------------------------------------------
 // Cluster: MemberList
 
 const MEMBER_LIST_REQUEST: FieldTable = { 1: ['linearizable', V] };
@@ -1504,6 +1556,7 @@ export const methods = {
   compact: unary('/etcdserverpb.KV/Compact', CompactionRequest, CompactionResponse),
   status: unary('/etcdserverpb.Maintenance/Status', StatusRequest, StatusResponse),
   alarm: unary('/etcdserverpb.Maintenance/Alarm', AlarmRequest, AlarmResponse),
+  hashKV: unary('/etcdserverpb.Maintenance/HashKV', HashKVRequest, HashKVResponse),
   memberList: unary('/etcdserverpb.Cluster/MemberList', MemberListRequest, MemberListResponse),
   increment: unary('/raftkvpb.KVExt/Increment', IncrementRequest, IncrementResponse),
   healthCheck: unary('/grpc.health.v1.Health/Check', HealthCheckRequest, HealthCheckResponse),

@@ -29,6 +29,8 @@ import {
   CLIENT_ID_HEADER,
   GrpcStatus,
   type HealthCheckRequest,
+  type HashKVRequest,
+  type HashKVResponse,
   type HealthCheckResponse,
   type MemberListRequest,
   SEQ_HEADER,
@@ -655,13 +657,14 @@ export interface EtcdHandlers {
   compact: UnaryHandler<kv.CompactionRequest, kv.CompactionResponse>;
   status: UnaryHandler<StatusRequest, kv.StatusResponse>;
   alarm: UnaryHandler<kv.AlarmRequest, kv.AlarmResponse>;
+  hashKV: UnaryHandler<HashKVRequest, HashKVResponse>;
   memberList: UnaryHandler<MemberListRequest, kv.MemberListResponse>;
   increment: UnaryHandler<kv.IncrementRequest, kv.IncrementResponse>;
   /** grpc.health.v1.Health/Check; default: SERVING. */
   healthCheck?: UnaryHandler<HealthCheckRequest, HealthCheckResponse>;
 }
 
-/** Serves etcd's KV, Maintenance (Status, Alarm) and Cluster (MemberList) methods, KVExt and the health check. */
+/** Serves etcd's KV, Maintenance (Status, Alarm, HashKV) and Cluster (MemberList) methods, KVExt and the health check. */
 export function addEtcdServices(server: GrpcServer, h: EtcdHandlers): void {
   server.addUnary(methods.range, h.range);
   server.addUnary(methods.put, h.put);
@@ -670,6 +673,7 @@ export function addEtcdServices(server: GrpcServer, h: EtcdHandlers): void {
   server.addUnary(methods.compact, h.compact);
   server.addUnary(methods.status, h.status);
   server.addUnary(methods.alarm, h.alarm);
+  server.addUnary(methods.hashKV, h.hashKV);
   server.addUnary(methods.memberList, h.memberList);
   server.addUnary(methods.increment, h.increment);
   server.addUnary(methods.healthCheck, h.healthCheck ?? (() => ({ status: ServingStatus.SERVING })));

@@ -24,6 +24,7 @@ import { TcpTransport } from '../transport/tcp.js';
 import type { ServerConfig } from './config.js';
 import { type EtcdHandlers, GrpcError, GrpcServer, type ServerCall, addEtcdServices, sessionMetadata } from './grpc.js';
 import { gatewayRoutes } from './gateway.js';
+import { etcdHashKV } from './hashKV.js';
 import { type ClientListener, httpRoutes, listenClient } from './listen.js';
 import type { Logger } from './log.js';
 import { ServerMetrics } from './metrics.js';
@@ -226,6 +227,11 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       };
     },
     alarm: async () => ({ header: header(stateMachine.kv.revision), alarms: [] }),
+    // Served locally, as etcd does: compare members at one revision.
+    hashKV: async (req) => {
+      const view = stateMachine.kv.hashView(req.revision);
+      return { header: header(view.revision), hash: etcdHashKV(view.versions), compactRevision: view.compactRevision };
+    },
     memberList: async () => {
       const st = node.status();
       const ids = [...st.confState.voters, ...st.confState.votersOutgoing, ...st.confState.learners];

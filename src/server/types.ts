@@ -2,8 +2,23 @@
 // (src/kv/types.ts holds the rest), with the same conventions: proto field
 // names in camelCase, proto3 defaults for "unset", ids as bigint.
 
+import type { ResponseHeader } from '../kv/types.js';
+
 /** etcdserverpb.StatusRequest: no fields. */
 export type StatusRequest = Record<string, never>;
+
+/** etcdserverpb.HashKVRequest: the revision to hash at; 0 for the current one. */
+export interface HashKVRequest {
+  revision: number;
+}
+
+/** etcdserverpb.HashKVResponse */
+export interface HashKVResponse {
+  header: ResponseHeader;
+  /** CRC-32C of the key-value history up to the revision (see src/server/hashKV.ts). */
+  hash: number;
+  compactRevision: number;
+}
 
 /** etcdserverpb.MemberListRequest (`linearizable` is etcd 3.5's; 3.4 clients send nothing). */
 export interface MemberListRequest {

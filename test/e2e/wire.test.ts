@@ -13,7 +13,7 @@ import { Etcd3, GRPCInvalidArgumentError } from 'etcd3';
 import { GrpcStatusError, RaftKvClient } from '../../src/client/index.js';
 import { type EtcdHandlers, GrpcError, GrpcServer, type GrpcServerOptions, addEtcdServices } from '../../src/server/grpc.js';
 import { GrpcStatus } from '../../src/server/types.js';
-import { CLUSTER_ID, FakeEtcd, MEMBER_ID } from './fixtures/etcdFake.js';
+import { CLUSTER_ID, FAKE_HASH, FakeEtcd, MEMBER_ID } from './fixtures/etcdFake.js';
 
 function findEtcdctl(): string | undefined {
   for (const path of [process.env.ETCDCTL_BIN, '/usr/bin/etcdctl', '/usr/local/bin/etcdctl']) {
@@ -128,6 +128,13 @@ describe('etcdctl 3.4 against the lean gRPC server', { skip: SKIP_ETCDCTL }, () 
     assert.match(table.stdout, new RegExp(`^127.0.0.1:${port}, ${MEMBER_ID.toString(16)}, 3.4.0, 20 kB, true, false, 3, \\d+, \\d+, \\n$`));
   });
 
+  it('endpoint hashkv: a hash above 2^31 arrives unsigned', async () => {
+    const r = await etcdctl(port, ['endpoint', 'hashkv', '-w', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, new RegExp(`^\\[\\{"Endpoint":"127.0.0.1:${port}","HashKV":\\{"header":\\{"cluster_id":${CLUSTER_ID},.*"hash":${FAKE_HASH}`));
+    assert.equal((await etcdctl(port, ['endpoint', 'hashkv'])).stdout, `127.0.0.1:${port}, ${FAKE_HASH}\n`);
+  });
+
   it('endpoint health', async () => {
     const r = await etcdctl(port, ['endpoint', 'health']);
     assert.equal(r.code, 0);
@@ -163,6 +170,7 @@ describe('etcdctl 3.4 against the lean gRPC server', { skip: SKIP_ETCDCTL }, () 
       '/etcdserverpb.KV/Compact',
       '/etcdserverpb.Maintenance/Status',
       '/etcdserverpb.Maintenance/Alarm',
+      '/etcdserverpb.Maintenance/HashKV',
       '/etcdserverpb.Cluster/MemberList',
     ]);
     assert.ok(fake.calls.length > 10);

@@ -1,0 +1,132 @@
+// HashKV against etcd itself: the same commands go to a 3-member raftkv
+// cluster and to a real etcd 3.4 member (Debian's etcd-server), and
+// `etcdctl endpoint hashkv` must print the same hash and compaction
+// revision from every raftkv member and from etcd, at every revision asked.
+// The hash covers every version etcd keeps (revisions, create and mod
+// revisions, versions, values, tombstones, what a compaction leaves), so
+// this is also a check of raftkv's multi-version store against etcd's.
+
+import assert from 'node:assert/strict';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import * as net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+
+import { LocalCluster } from '../../src/cli/localCluster.js';
+import { etcdctl, etcdctlSkipReason } from './fixtures/etcdctl.js';
+
+const ETCD = process.env.ETCD_BIN ?? '/usr/bin/etcd';
+
+function skipReason(): string | undefined {
+  const noEtcdctl = etcdctlSkipReason();
+  if (noEtcdctl) return noEtcdctl;
+  if (existsSync(ETCD)) return undefined;
+  if (process.env.CI) throw new Error(`${ETCD} not found in CI: scripts/install-deps.sh should have installed etcd-server`);
+  return `${ETCD} not found: run scripts/install-deps.sh (Debian etcd-server, etcd 3.4)`;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((ok, fail) => {
+    const s = net.createServer();
+    s.once('error', fail);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => ok(port));
+    });
+  });
+}
+
+interface HashJson {
+  Endpoint: string;
+  HashKV: { header: { revision: number }; hash?: number; compact_revision?: number };
+}
+
+async function hashes(endpoints: readonly string[], rev: number): Promise<{ ok: true; values: string[] } | { ok: false; stderr: string }> {
+  const r = await etcdctl(endpoints, ['endpoint', 'hashkv', `--rev=${rev}`, '-w', 'json']);
+  if (r.code !== 0) return { ok: false, stderr: r.stderr };
+  const rows = JSON.parse(r.stdout) as HashJson[];
+  return { ok: true, values: rows.map((x) => `hash ${x.HashKV.hash ?? 0} compact ${x.HashKV.compact_revision ?? 0} at ${x.HashKV.header.revision}`) };
+}
+
+const skip = skipReason();
+
+describe('HashKV: raftkv against etcd 3.4', { skip, timeout: 120_000 }, () => {
+  let dir: string;
+  let cluster: LocalCluster;
+  let etcd: ChildProcess | undefined;
+  let etcdUrl: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'raftkv-hashkv-'));
+    cluster = await LocalCluster.create({ size: 3, dataDir: join(dir, 'raftkv'), extraFlags: ['--heartbeat-interval', '50', '--election-timeout', '500'] });
+    cluster.startAll();
+    etcdUrl = `http://127.0.0.1:${await freePort()}`;
+    const peer = `http://127.0.0.1:${await freePort()}`;
+    etcd = spawn(
+      ETCD,
+      ['--name', 'e1', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `e1=${peer}`],
+      { stdio: 'ignore' },
+    );
+    await cluster.waitAllHealthy();
+    for (let i = 0; ; i++) {
+      const r = await etcdctl([etcdUrl], ['endpoint', 'health']);
+      if (r.code === 0) break;
+      if (i > 100) throw new Error(`etcd did not become healthy: ${r.stderr}`);
+      await new Promise((res) => setTimeout(res, 100));
+    }
+  });
+
+  after(async () => {
+    etcd?.kill('SIGKILL');
+    await cluster?.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  /** Runs one etcdctl command against raftkv and etcd alike; both must succeed. */
+  async function both(args: string[], input?: string): Promise<void> {
+    for (const endpoints of [cluster.endpoints, [etcdUrl]]) {
+      const r = await etcdctl(endpoints, args, input);
+      assert.equal(r.code, 0, `etcdctl ${args.join(' ')} on ${endpoints.join(',')}: ${r.stderr}`);
+    }
+  }
+
+  /** Every raftkv member and etcd print the same hash at `rev` (or the same error). */
+  async function sameHash(rev: number, what: string): Promise<void> {
+    const ours = await hashes(cluster.endpoints, rev);
+    const theirs = await hashes([etcdUrl], rev);
+    if (!ours.ok || !theirs.ok) {
+      assert.equal(ours.ok, theirs.ok, `${what}: raftkv ${ours.ok ? 'answered' : 'failed'}, etcd ${theirs.ok ? 'answered' : 'failed'}`);
+      const msg = (s: string) => /etcdserver: [^"\n]*/.exec(s)?.[0];
+      assert.equal(msg((ours as { stderr: string }).stderr), msg((theirs as { stderr: string }).stderr), what);
+      return;
+    }
+    assert.equal(ours.values.length, 3);
+    assert.deepEqual(ours.values, [theirs.values[0], theirs.values[0], theirs.values[0]], what);
+  }
+
+  it('agrees at every revision: puts, overwrites, deletes, a multi-operation txn, new generations, compaction, an empty keyspace', async () => {
+    await both(['put', 'a', '1']); // 2
+    await both(['put', 'b', '2']); // 3
+    await both(['put', 'c', '3']); // 4
+    await both(['put', 'a', '11']); // 5
+    await both(['del', 'b']); // 6
+    // One transaction, three changes at revision 7 (sub-revisions 0, 1, 2; a tombstone in the middle).
+    await both(['txn'], '\nput d 4\ndel c\nput e 5\n\n\n'); // 7
+    await both(['put', 'b', '22']); // 8: a new generation of b
+    await both(['put', 'e', '55']); // 9
+    for (let rev = 1; rev <= 9; rev++) await sameHash(rev, `before compaction, at ${rev}`);
+    await sameHash(0, 'before compaction, current');
+    await both(['compaction', '--physical', '6']);
+    for (let rev = 5; rev <= 9; rev++) await sameHash(rev, `after compaction at 6, at ${rev}`);
+    await both(['put', 'a', '111']); // 10
+    await both(['del', '', '--from-key']); // 11: every key deleted
+    for (let rev = 7; rev <= 11; rev++) await sameHash(rev, `after deleting every key, at ${rev}`);
+    await sameHash(12, 'a future revision');
+    await both(['compaction', '--physical', '10']);
+    await both(['put', 'z', 'last']); // 12
+    for (let rev = 10; rev <= 12; rev++) await sameHash(rev, `after compaction at 10, at ${rev}`);
+  });
+});
