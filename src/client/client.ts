@@ -17,7 +17,7 @@ import type http2 from 'node:http2';
 
 import type * as kv from '../kv/types.js';
 import { type MethodDescriptor, methods, newRangeRequest } from '../server/etcdpb.js';
-import { ACK_HEADER, CLIENT_ID_HEADER, type MemberListRequest, SEQ_HEADER } from '../server/types.js';
+import { ACK_HEADER, CLIENT_ID_HEADER, type HashKVResponse, type MemberListRequest, SEQ_HEADER } from '../server/types.js';
 import { ClientArgumentError, ClientClosedError, GrpcStatusError, isUnavailable } from './errors.js';
 import { Channel } from './transport.js';
 
@@ -189,10 +189,24 @@ export class RaftKvClient {
    */
   async status(endpoint?: string): Promise<kv.StatusResponse> {
     if (endpoint === undefined) return this.call(methods.status, {}, false);
+    return this.channel(endpoint).unary(methods.status, {}, undefined, this.timeoutMs);
+  }
+
+  /**
+   * etcd's HashKV of one member (`endpoint`, one of this client's): a hash
+   * of its key-value history at `revision` (0: its current revision), to
+   * compare members (at the same revision and compaction revision).
+   */
+  async hashKV(endpoint: string, revision = 0): Promise<HashKVResponse> {
+    return this.channel(endpoint).unary(methods.hashKV, { revision }, undefined, this.timeoutMs);
+  }
+
+  /** The connection to `endpoint`, one of this client's. */
+  private channel(endpoint: string): Channel {
     const i = this.endpoints.indexOf(endpointUrl(endpoint));
     if (i < 0) throw new ClientArgumentError(`${endpoint} is not one of this client's endpoints (${this.endpoints.join(', ')})`);
     this.checkOpen();
-    return this.channels[i]!.unary(methods.status, {}, undefined, this.timeoutMs);
+    return this.channels[i]!;
   }
 
   memberList(request: MemberListRequest = { linearizable: false }): Promise<kv.MemberListResponse> {

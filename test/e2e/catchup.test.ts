@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import type { RaftKvClient } from '../../src/client/index.js';
-import { findLeader, logLines, metric, sleep, withCluster } from './fixtures/cluster.js';
+import { assertReplicasAgree, findLeader, logLines, metric, sleep, withCluster } from './fixtures/cluster.js';
 
 const WRITES = 50_000;
 const IN_FLIGHT = 256;
@@ -85,11 +85,13 @@ describe('catching up after 50,000 writes', { timeout: 120_000 }, () => {
       assert.ok(snapIndex > compactedTo, `the installed snapshot (index ${snapIndex}) is not past the leader's compaction (${compactedTo})`);
       assert.ok((await metric(cluster, lagging, 'raftkv_server_snapshots_installed_total')) >= 1, 'raftkv_server_snapshots_installed_total is 0');
       assert.ok(logLines(cluster, leader.index, /^sent database snapshot$/).length >= 1, "the leader logged no 'sent database snapshot'");
+      // The history it restored from the snapshot is the others' (versions, revisions, compaction).
+      const agreedAt = await assertReplicasAgree(cluster, tc.client(), 'after the catch-up');
 
       console.log(
         `catch-up: ${WRITES} puts (${IN_FLIGHT} in flight) in ${(writeMs / 1000).toFixed(1)} s (${Math.round(WRITES / (writeMs / 1000))}/s); ` +
           `${laggingName} stopped at ${stoppedAt}, leader compacted to ${compactedTo}; ${laggingName} restarted, installed snapshot ${snapIndex} and reached applied index ${applied} ` +
-          `(leader ${target.raftAppliedIndex}) in ${(catchUpMs / 1000).toFixed(1)} s`,
+          `(leader ${target.raftAppliedIndex}) in ${(catchUpMs / 1000).toFixed(1)} s; the replicas agree at revision ${agreedAt} (HashKV)`,
       );
     });
   });

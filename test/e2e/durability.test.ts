@@ -18,7 +18,7 @@ import { describe, it } from 'node:test';
 
 import type { RaftKvClient } from '../../src/client/index.js';
 import { Random } from '../../src/sim/random.js';
-import { type TestCluster, sleep, withCluster } from './fixtures/cluster.js';
+import { type TestCluster, assertReplicasAgree, sleep, withCluster } from './fixtures/cluster.js';
 
 const SEED = Number(process.env.KILL_SEED ?? 1);
 const WORKERS = 12;
@@ -153,6 +153,8 @@ describe('kill -9 every member during a write load', { timeout: 120_000 }, () =>
         const where = 'after the last round';
         await verify(checker, load, where);
         await verifyEachMember(tc, load.acked, where);
+        const rev = await assertReplicasAgree(cluster, checker, where);
+        rounds.push(`replicas agree at revision ${rev} (HashKV)`);
       } finally {
         await load.stop();
       }

@@ -31,6 +31,7 @@ import { RaftKvClient } from '../../src/client/index.js';
 import { CompareResult, CompareTarget } from '../../src/kv/types.js';
 import { type KvInput, type KvOutput, type Operation, checkLinearizability, kvModel } from '../../src/sim/linearizability.js';
 import { Random } from '../../src/sim/random.js';
+import { assertReplicasAgree } from './fixtures/cluster.js';
 
 const SEED = Number(process.env.LIN_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const FAULT_MS = Number(process.env.LIN_SECONDS ?? 20) * 1000;
@@ -265,6 +266,8 @@ describe('linearizability of a real cluster under kills and pauses', { timeout: 
     assert.ok(byOp('get') > 50 && byOp('set') > 50 && byOp('cas') > 50, 'every kind of call was answered many times');
     assert.ok(swapped > 10, `only ${swapped} compare-and-sets succeeded`);
     assert.ok(faults.length >= 5, `only ${faults.length} faults injected`);
+    // And the replicas hold the same history after all that.
+    await assertReplicasAgree(cluster, admin, 'after the faults');
   });
 
   it('catches a stale serializable read (the checker bites)', async () => {
