@@ -49,12 +49,11 @@
 
 import { type ChildProcess, fork, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { LocalCluster } from '../src/cli/localCluster.js';
+import { LocalCluster, freePort } from '../src/cli/localCluster.js';
 import { RaftKvClient } from '../src/client/index.js';
 import {
   FlagError,
@@ -209,17 +208,6 @@ interface Cluster {
   readonly endpoints: readonly string[];
   readonly pids: readonly number[];
   stop(): Promise<void>;
-}
-
-async function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = net.createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => ok(port));
-    });
-  });
 }
 
 async function startRaftkv(dataDir: string, profileDir: string | undefined, serverFlags: readonly string[]): Promise<Cluster> {

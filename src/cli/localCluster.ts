@@ -39,7 +39,8 @@ export interface LocalClusterOptions {
   readonly nodeArgs?: readonly string[];
 }
 
-async function freePort(host: string): Promise<number> {
+/** A TCP port nothing listens on at `host` right now (the OS picks it). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = net.createServer();
     s.once('error', reject);

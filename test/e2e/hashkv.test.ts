@@ -9,12 +9,11 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import * as net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { LocalCluster } from '../../src/cli/localCluster.js';
+import { LocalCluster, freePort } from '../../src/cli/localCluster.js';
 import { etcdctl, etcdctlSkipReason } from './fixtures/etcdctl.js';
 
 const ETCD = process.env.ETCD_BIN ?? '/usr/bin/etcd';
@@ -25,17 +24,6 @@ function skipReason(): string | undefined {
   if (existsSync(ETCD)) return undefined;
   if (process.env.CI) throw new Error(`${ETCD} not found in CI: scripts/install-deps.sh should have installed etcd-server`);
   return `${ETCD} not found: run scripts/install-deps.sh (Debian etcd-server, etcd 3.4)`;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((ok, fail) => {
-    const s = net.createServer();
-    s.once('error', fail);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => ok(port));
-    });
-  });
 }
 
 interface HashJson {
