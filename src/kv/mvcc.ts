@@ -191,8 +191,8 @@ export class MvccStore {
    * of a revision in (compactRevision, rev], and of the older ones kept by
    * the last compaction only those a compaction at `rev` would keep (each
    * key's version live at `rev`). etcd keeps its quirk: when no key is live
-   * at `rev`, every older version is included. The caller checks `rev` (0
-   * < compactRevision < rev <= currentRevision, as HashKV does).
+   * at `rev`, every older version is included. The caller checks `rev`
+   * (compactRevision < rev <= currentRevision, as HashKV does).
    */
   hashedVersions(rev: number): { key: string; v: Version }[] {
     const out: { key: string; v: Version }[] = [];

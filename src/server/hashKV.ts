@@ -18,14 +18,31 @@ const KEY_BUCKET = new TextEncoder().encode('key');
 const EMPTY = new Uint8Array(0);
 const TWO_32 = 2 ** 32;
 
-/** The hash of `versions` (in revision order), as etcd computes it. */
-export function etcdHashKV(versions: readonly { key: string; v: Version }[]): number {
+/** Versions hashed per turn of the event loop (a few milliseconds). */
+const SLICE = 2048;
+
+/**
+ * The hash of `versions` (in revision order), as etcd computes it. Yields
+ * to the event loop every SLICE versions: a member with millions of
+ * versions must go on sending heartbeats while it hashes them. (Versions
+ * are never changed in place, so the list stays what it was.)
+ */
+export async function etcdHashKV(versions: readonly { key: string; v: Version }[]): Promise<number> {
   let crc = crc32c(KEY_BUCKET);
+  for (let from = 0; from < versions.length; from += SLICE) {
+    if (from > 0) await new Promise((resolve) => setImmediate(resolve));
+    crc = hashSlice(versions, from, Math.min(versions.length, from + SLICE), crc);
+  }
+  return crc;
+}
+
+function hashSlice(versions: readonly { key: string; v: Version }[], from: number, to: number, crc: number): number {
   const revision = new Uint8Array(18);
   const view = new DataView(revision.buffer);
   revision[8] = 0x5f; // '_'
   revision[17] = 0x74; // 't', written only for a tombstone
-  for (const { key, v } of versions) {
+  for (let i = from; i < to; i++) {
+    const { key, v } = versions[i]!;
     view.setUint32(0, Math.floor(v.main / TWO_32));
     view.setUint32(4, v.main % TWO_32);
     view.setUint32(9, Math.floor(v.sub / TWO_32));

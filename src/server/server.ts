@@ -230,7 +230,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     // Served locally, as etcd does: compare members at one revision.
     hashKV: async (req) => {
       const view = stateMachine.kv.hashView(req.revision);
-      return { header: header(view.revision), hash: etcdHashKV(view.versions), compactRevision: view.compactRevision };
+      return { header: header(view.revision), hash: await etcdHashKV(view.versions), compactRevision: view.compactRevision };
     },
     memberList: async () => {
       const st = node.status();

@@ -117,4 +117,14 @@ describe('HashKV: raftkv against etcd 3.4', { skip, timeout: 120_000 }, () => {
     await both(['put', 'z', 'last']); // 12
     for (let rev = 10; rev <= 12; rev++) await sameHash(rev, `after compaction at 10, at ${rev}`);
   });
+
+  it('agrees over more versions than one slice of the hashing (it yields every 2048)', async () => {
+    // 20 transactions of 128 puts: 2,560 versions more, one revision each.
+    for (let t = 0; t < 20; t++) {
+      const puts = Array.from({ length: 128 }, (_, i) => `put many/${String(t * 128 + i).padStart(5, '0')} v${t}.${i}`);
+      await both(['txn'], `\n${puts.join('\n')}\n\n\n`);
+    }
+    await sameHash(0, 'after 2,560 more puts');
+    await sameHash(20, 'after 2,560 more puts, at revision 20');
+  });
 });
