@@ -115,10 +115,6 @@ export function bounds(key: string, rangeEnd: string): Bounds {
   return { key, end: rangeEnd };
 }
 
-function byRevision(a: { v: Version }, b: { v: Version }): number {
-  return a.v.main - b.v.main || a.v.sub - b.v.sub;
-}
-
 export class MvccStore {
   private readonly index = new Map<string, History>();
   private readonly order = new BTree();
@@ -186,34 +182,26 @@ export class MvccStore {
   }
 
   /**
-   * The versions etcd's HashKV covers at `rev` (mvcc.store.HashByRev), in
-   * revision order, as etcd walks its backend's key bucket: every version
-   * of a revision in (compactRevision, rev], and of the older ones kept by
-   * the last compaction only those a compaction at `rev` would keep (each
-   * key's version live at `rev`). etcd keeps its quirk: when no key is live
-   * at `rev`, every older version is included. The caller checks `rev`
-   * (compactRevision < rev <= currentRevision, as HashKV does).
+   * The versions etcd's HashKV covers at `rev` (mvcc.store.HashByRev), to
+   * be read in revision order as etcd walks its backend's key bucket: every
+   * version of a revision in (compactRevision, rev], and of the older ones
+   * kept by the last compaction only those a compaction at `rev` would keep
+   * (each key's version live at `rev`); etcd's quirk: when no key is live
+   * at `rev`, every older version. This call only takes each key's history
+   * (one pass over the keys); the cursor merges them in steps, and later
+   * writes do not change what it reads (histories are only appended to in
+   * place). The caller checks `rev` (compactRevision < rev <=
+   * currentRevision, as HashKV does).
    */
-  hashedVersions(rev: number): { key: string; v: Version }[] {
-    const out: { key: string; v: Version }[] = [];
-    const older: { key: string; v: Version; kept: boolean }[] = [];
-    let anyKept = false;
+  hashCursor(rev: number): HashCursor {
+    const sources: HashSource[] = [];
+    let anyLive = false;
     this.index.forEach((h, key) => {
       const live = visibleAt(h, rev);
-      for (const v of versionsOf(h)) {
-        if (v.main > rev) break;
-        if (v.main > this.compacted) {
-          out.push({ key, v });
-        } else {
-          const kept = v === live;
-          anyKept ||= kept;
-          older.push({ key, v, kept });
-        }
-      }
-      if (live !== undefined && live.main > this.compacted) anyKept = true;
+      if (live !== undefined) anyLive = true;
+      sources.push({ key, versions: versionsOf(h), at: 0, live });
     });
-    for (const o of older) if (o.kept || !anyKept) out.push({ key: o.key, v: o.v });
-    return out.sort(byRevision);
+    return new HashCursor(sources, rev, this.compacted, !anyLive);
   }
 
   /** Starts a write transaction at the current revision. */
@@ -406,4 +394,82 @@ export class WriteTxn {
   end(): void {
     this.store.commit(this.changes > 0);
   }
+}
+
+/** One key's versions for a HashCursor, and the next one to read. */
+interface HashSource {
+  readonly key: string;
+  readonly versions: readonly Version[];
+  at: number;
+  /** The key's version live at the cursor's revision (the one a compaction there would keep). */
+  readonly live: Version | undefined;
+}
+
+/**
+ * The versions HashKV covers (MvccStore.hashCursor), merged across keys in
+ * revision order with a binary heap of the keys' next versions, a slice at
+ * a time: a million versions are neither sorted nor listed at once.
+ */
+export class HashCursor {
+  private readonly heap: HashSource[] = [];
+
+  constructor(
+    sources: readonly HashSource[],
+    private readonly rev: number,
+    private readonly compacted: number,
+    /** No key is live at `rev`: etcd then counts every older version. */
+    private readonly allOlder: boolean,
+  ) {
+    for (const s of sources) if (this.seek(s)) this.heap.push(s);
+    for (let i = (this.heap.length >> 1) - 1; i >= 0; i--) this.siftDown(i);
+  }
+
+  /** Up to `max` more versions, in revision order; none at the end. */
+  next(max: number): { key: string; v: Version }[] {
+    const out: { key: string; v: Version }[] = [];
+    const heap = this.heap;
+    while (out.length < max && heap.length > 0) {
+      const s = heap[0]!;
+      out.push({ key: s.key, v: s.versions[s.at]! });
+      s.at++;
+      if (!this.seek(s)) {
+        const last = heap.pop()!;
+        if (heap.length === 0) break;
+        heap[0] = last;
+      }
+      this.siftDown(0);
+    }
+    return out;
+  }
+
+  /** Moves `s` to its next version to hash; false if it has none left. */
+  private seek(s: HashSource): boolean {
+    for (; s.at < s.versions.length; s.at++) {
+      const v = s.versions[s.at]!;
+      if (v.main > this.rev) return false;
+      if (v.main > this.compacted || this.allOlder || v === s.live) return true;
+    }
+    return false;
+  }
+
+  private siftDown(i: number): void {
+    const heap = this.heap;
+    const n = heap.length;
+    for (;;) {
+      let least = i;
+      const l = 2 * i + 1;
+      const r = l + 1;
+      if (l < n && before(heap[l]!, heap[least]!)) least = l;
+      if (r < n && before(heap[r]!, heap[least]!)) least = r;
+      if (least === i) return;
+      [heap[i], heap[least]] = [heap[least]!, heap[i]!];
+      i = least;
+    }
+  }
+}
+
+function before(a: HashSource, b: HashSource): boolean {
+  const x = a.versions[a.at]!;
+  const y = b.versions[b.at]!;
+  return x.main < y.main || (x.main === y.main && x.sub < y.sub);
 }

@@ -12,7 +12,7 @@ import type { StateMachine } from '../node/stateMachine.js';
 import { type KvCommand, decodeCommand } from './command.js';
 import { KvError, etcdError } from './errors.js';
 import type { KvResponse, KvResult } from './messages.js';
-import { MvccStore, type Version } from './mvcc.js';
+import { type HashCursor, MvccStore } from './mvcc.js';
 import { compact, deleteRange, increment, isReadOnlyTxn, put, range, txn } from './operations.js';
 import { SnapshotEncoder, decodeSnapshot, encodeSnapshot, hashState } from './snapshot.js';
 import { SessionTable } from './sessions.js';
@@ -172,19 +172,20 @@ export class KvStateMachine implements StateMachine<KvResult> {
   }
 
   /**
-   * What etcd's HashKV hashes at `revision` (0: the current one), in
-   * revision order (MvccStore.hashedVersions; src/server/hashKV.ts hashes
-   * it), with the store's revision and compaction revision. As etcd, a
-   * revision at or below the last compaction is COMPACTED, one past the
-   * current FUTURE_REVISION. Members that applied the same log agree on it
-   * at any revision both have, if their compaction revisions are equal.
+   * What etcd's HashKV hashes at `revision` (0: the current one): a cursor
+   * over the versions in revision order (MvccStore.hashCursor;
+   * src/server/hashKV.ts hashes it), with the store's revision and
+   * compaction revision. As etcd, a revision at or below the last
+   * compaction is COMPACTED, one past the current FUTURE_REVISION. Members
+   * that applied the same log agree on it at any revision both have, if
+   * their compaction revisions are equal.
    */
-  hashView(revision: number): { versions: { key: string; v: Version }[]; revision: number; compactRevision: number } {
+  hashView(revision: number): { versions: HashCursor; revision: number; compactRevision: number } {
     const store = this.store;
     if (revision > 0 && revision <= store.compactRevision) throw etcdError('COMPACTED');
     if (revision > store.currentRevision) throw etcdError('FUTURE_REVISION');
     const rev = revision > 0 ? revision : store.currentRevision;
-    return { versions: store.hashedVersions(rev), revision: store.currentRevision, compactRevision: store.compactRevision };
+    return { versions: store.hashCursor(rev), revision: store.currentRevision, compactRevision: store.compactRevision };
   }
 
   /** Keys that exist at the current revision. */

@@ -4,12 +4,12 @@
 // and sub as 8-byte big-endian numbers around '_', and 't' after a
 // tombstone) and its value (the mvccpb.KeyValue, marshaled; a tombstone's
 // holds only the key). Which versions count is the store's business
-// (MvccStore.hashedVersions). Computed the same way, a raftkv member's hash
+// (MvccStore.hashCursor). Computed the same way, a raftkv member's hash
 // equals etcd's for the same history, so `etcdctl endpoint hashkv` both
 // compares members with each other and raftkv with etcd.
 
 import { latin1ToBytes } from '../kv/codec.js';
-import type { Version } from '../kv/mvcc.js';
+import type { HashCursor, Version } from '../kv/mvcc.js';
 import { crc32c, crc32cRange } from '../storage/crc.js';
 import { KeyValue } from './etcdpb.js';
 
@@ -22,27 +22,27 @@ const TWO_32 = 2 ** 32;
 const SLICE = 2048;
 
 /**
- * The hash of `versions` (in revision order), as etcd computes it. Yields
- * to the event loop every SLICE versions: a member with millions of
- * versions must go on sending heartbeats while it hashes them. (Versions
- * are never changed in place, so the list stays what it was.)
+ * The hash of the versions `cursor` gives (in revision order), as etcd
+ * computes it. Takes them SLICE at a time and yields to the event loop in
+ * between: a member with millions of versions must go on sending
+ * heartbeats while it hashes them.
  */
-export async function etcdHashKV(versions: readonly { key: string; v: Version }[]): Promise<number> {
+export async function etcdHashKV(cursor: HashCursor): Promise<number> {
   let crc = crc32c(KEY_BUCKET);
-  for (let from = 0; from < versions.length; from += SLICE) {
-    if (from > 0) await new Promise((resolve) => setImmediate(resolve));
-    crc = hashSlice(versions, from, Math.min(versions.length, from + SLICE), crc);
+  for (;;) {
+    const slice = cursor.next(SLICE);
+    if (slice.length === 0) return crc;
+    crc = hashSlice(slice, crc);
+    await new Promise((resolve) => setImmediate(resolve));
   }
-  return crc;
 }
 
-function hashSlice(versions: readonly { key: string; v: Version }[], from: number, to: number, crc: number): number {
+function hashSlice(versions: readonly { key: string; v: Version }[], crc: number): number {
   const revision = new Uint8Array(18);
   const view = new DataView(revision.buffer);
   revision[8] = 0x5f; // '_'
   revision[17] = 0x74; // 't', written only for a tombstone
-  for (let i = from; i < to; i++) {
-    const { key, v } = versions[i]!;
+  for (const { key, v } of versions) {
     view.setUint32(0, Math.floor(v.main / TWO_32));
     view.setUint32(4, v.main % TWO_32);
     view.setUint32(9, Math.floor(v.sub / TWO_32));

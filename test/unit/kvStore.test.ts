@@ -23,6 +23,7 @@ import {
   validateCommand,
 } from '../../src/kv/index.js';
 import { BTree } from '../../src/kv/btree.js';
+import { MvccStore, type Version, versionsOf, visibleAt } from '../../src/kv/mvcc.js';
 import { Reader, Writer } from '../../src/kv/codec.js';
 import { etcdHashKV } from '../../src/server/hashKV.js';
 import { crc32c } from '../../src/storage/crc.js';
@@ -341,6 +342,60 @@ describe('kv store: snapshots', () => {
       assert.throws(() => sm.restore(resealed(body), 1), (e: unknown) => e instanceof KvSnapshotError && why.test(e.message), String(why));
     }
     assert.deepEqual(dump(sm), ['a=x@c2m2v1', 'b=x@c3m3v1']);
+  });
+});
+
+describe('kv store: what HashKV covers (MvccStore.hashCursor)', () => {
+  /** The versions etcd's HashByRev walks, straight from its definition: filter every version, then sort. */
+  function reference(store: MvccStore, rev: number): string[] {
+    const all: { key: string; v: Version; live: boolean }[] = [];
+    let anyLive = false;
+    for (const key of keysOf(store)) {
+      const h = store.history(key)!;
+      const live = visibleAt(h, rev);
+      if (live) anyLive = true;
+      for (const v of versionsOf(h)) if (v.main <= rev) all.push({ key, v, live: v === live });
+    }
+    return all
+      .filter(({ v, live }) => v.main > store.compactRevision || live || !anyLive)
+      .sort((a, b) => a.v.main - b.v.main || a.v.sub - b.v.sub)
+      .map(({ key, v }) => `${key}@${v.main}.${v.sub}`);
+  }
+  function keysOf(store: MvccStore): string[] {
+    const keys: string[] = [];
+    store.forEach((key) => keys.push(key));
+    return keys;
+  }
+
+  it('gives the versions in revision order, slice by slice, under random puts, deletes, transactions and compactions', () => {
+    const rng = new Random(7).fork('hash-cursor');
+    for (let round = 0; round < 20; round++) {
+      const store = new MvccStore();
+      for (let t = 0; t < 200; t++) {
+        const w = store.write();
+        const changes = 1 + rng.int(4);
+        for (let c = 0; c < changes; c++) {
+          const key = `k${rng.int(12)}`;
+          if (rng.chance(0.2)) w.deleteRange({ key, end: undefined });
+          else w.put(key, `v${t}.${c}`, 0n);
+        }
+        w.end();
+        if (rng.chance(0.03)) store.compact(store.currentRevision - rng.int(10));
+        if (rng.chance(0.01)) {
+          const all = store.write();
+          all.deleteRange({ key: '', end: '' });
+          all.end();
+        }
+      }
+      for (let rev = Math.max(1, store.compactRevision + 1); rev <= store.currentRevision; rev += 1 + rng.int(7)) {
+        const cursor = store.hashCursor(rev);
+        const got: string[] = [];
+        for (let slice = cursor.next(1 + rng.int(5)); slice.length > 0; slice = cursor.next(1 + rng.int(5))) {
+          for (const { key, v } of slice) got.push(`${key}@${v.main}.${v.sub}`);
+        }
+        assert.deepEqual(got, reference(store, rev), `round ${round}, revision ${rev}`);
+      }
+    }
   });
 });
 
