@@ -1312,6 +1312,32 @@ export const HashKVResponse: Codec<srv.HashKVResponse> = codec(
 );
 
 // ---------------------------------------------------------------------------
+// Maintenance: MoveLeader
+
+const MOVE_LEADER_REQUEST: FieldTable = { 1: ['targetID', V] };
+
+export const MoveLeaderRequest: Codec<srv.MoveLeaderRequest> = codec(
+  (m) => (m.targetId !== 0n ? 1 + bigVarintSize(m.targetId) : 0),
+  (w, m) => {
+    if (m.targetId !== 0n) {
+      w.uint32(8);
+      w.big(m.targetId);
+    }
+  },
+  (r) => {
+    const m: srv.MoveLeaderRequest = { targetId: 0n };
+    while (r.pos < r.end) {
+      const tag = r.tag();
+      if (tag === 8) m.targetId = r.uint64Big();
+      else r.other(tag, MOVE_LEADER_REQUEST, 'etcdserverpb.MoveLeaderRequest');
+    }
+    return m;
+  },
+);
+
+export const MoveLeaderResponse: Codec<{ header: kv.ResponseHeader }> = headerOnly('etcdserverpb.MoveLeaderResponse');
+
+// ---------------------------------------------------------------------------
 // Cluster: MemberList
 
 const MEMBER_LIST_REQUEST: FieldTable = { 1: ['linearizable', V] };
@@ -1557,6 +1583,7 @@ export const methods = {
   status: unary('/etcdserverpb.Maintenance/Status', StatusRequest, StatusResponse),
   alarm: unary('/etcdserverpb.Maintenance/Alarm', AlarmRequest, AlarmResponse),
   hashKV: unary('/etcdserverpb.Maintenance/HashKV', HashKVRequest, HashKVResponse),
+  moveLeader: unary('/etcdserverpb.Maintenance/MoveLeader', MoveLeaderRequest, MoveLeaderResponse),
   memberList: unary('/etcdserverpb.Cluster/MemberList', MemberListRequest, MemberListResponse),
   increment: unary('/raftkvpb.KVExt/Increment', IncrementRequest, IncrementResponse),
   healthCheck: unary('/grpc.health.v1.Health/Check', HealthCheckRequest, HealthCheckResponse),

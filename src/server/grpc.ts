@@ -33,6 +33,7 @@ import {
   type HealthCheckRequest,
   type HealthCheckResponse,
   type MemberListRequest,
+  type MoveLeaderRequest,
   SEQ_HEADER,
   ServingStatus,
   type SessionMetadata,
@@ -658,13 +659,14 @@ export interface EtcdHandlers {
   status: UnaryHandler<StatusRequest, kv.StatusResponse>;
   alarm: UnaryHandler<kv.AlarmRequest, kv.AlarmResponse>;
   hashKV: UnaryHandler<HashKVRequest, HashKVResponse>;
+  moveLeader: UnaryHandler<MoveLeaderRequest, { header: kv.ResponseHeader }>;
   memberList: UnaryHandler<MemberListRequest, kv.MemberListResponse>;
   increment: UnaryHandler<kv.IncrementRequest, kv.IncrementResponse>;
   /** grpc.health.v1.Health/Check; default: SERVING. */
   healthCheck?: UnaryHandler<HealthCheckRequest, HealthCheckResponse>;
 }
 
-/** Serves etcd's KV, Maintenance (Status, Alarm, HashKV) and Cluster (MemberList) methods, KVExt and the health check. */
+/** Serves etcd's KV, Maintenance (Status, Alarm, HashKV, MoveLeader) and Cluster (MemberList) methods, KVExt and the health check. */
 export function addEtcdServices(server: GrpcServer, h: EtcdHandlers): void {
   server.addUnary(methods.range, h.range);
   server.addUnary(methods.put, h.put);
@@ -674,6 +676,7 @@ export function addEtcdServices(server: GrpcServer, h: EtcdHandlers): void {
   server.addUnary(methods.status, h.status);
   server.addUnary(methods.alarm, h.alarm);
   server.addUnary(methods.hashKV, h.hashKV);
+  server.addUnary(methods.moveLeader, h.moveLeader);
   server.addUnary(methods.memberList, h.memberList);
   server.addUnary(methods.increment, h.increment);
   server.addUnary(methods.healthCheck, h.healthCheck ?? (() => ({ status: ServingStatus.SERVING })));

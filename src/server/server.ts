@@ -232,6 +232,26 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       const view = stateMachine.kv.hashView(req.revision);
       return { header: header(view.revision), hash: await etcdHashKV(view.versions), compactRevision: view.compactRevision };
     },
+    // etcd's maintenanceServer.MoveLeader: only the leader hands over, to a
+    // voter, and answers once it sees the target lead.
+    moveLeader: async (req) => {
+      const st = node.status();
+      if (st.leader !== config.memberId) throw new GrpcError(GrpcStatus.FAILED_PRECONDITION, 'etcdserver: not leader');
+      const target = Number(req.targetId);
+      if (!st.confState.voters.includes(target) || BigInt(target) !== req.targetId) {
+        throw new GrpcError(GrpcStatus.FAILED_PRECONDITION, 'etcdserver: bad leader transferee');
+      }
+      try {
+        await node.transferLeadership(target);
+      } catch (e) {
+        if (e instanceof RequestTimeoutError) {
+          throw new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: request timed out, leader transfer took too long');
+        }
+        throw requestError(e);
+      }
+      log.info({ from: memberHex(config.memberId), to: memberHex(target) }, 'leadership moved on request');
+      return { header: header(stateMachine.kv.revision) };
+    },
     memberList: async () => {
       const st = node.status();
       const ids = [...st.confState.voters, ...st.confState.votersOutgoing, ...st.confState.learners];

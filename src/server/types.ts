@@ -20,6 +20,11 @@ export interface HashKVResponse {
   compactRevision: number;
 }
 
+/** etcdserverpb.MoveLeaderRequest: the member to hand leadership to (targetID). */
+export interface MoveLeaderRequest {
+  targetId: bigint;
+}
+
 /** etcdserverpb.MemberListRequest (`linearizable` is etcd 3.5's; 3.4 clients send nothing). */
 export interface MemberListRequest {
   linearizable: boolean;

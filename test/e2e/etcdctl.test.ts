@@ -18,6 +18,8 @@ interface KvJson {
   mod_revision: number;
   version: number;
 }
+type Status = { Endpoint: string; Status: { header: { member_id: number }; leader: number; raftIndex: number; raftTerm: number; dbSize: number; version: string } };
+
 interface RangeJson {
   header: { cluster_id: number; member_id: number; revision: number; raft_term: number };
   kvs?: KvJson[];
@@ -147,7 +149,6 @@ describe('etcdctl 3.4 against raftkv', { skip, timeout: 120_000 }, () => {
   });
 
   it('endpoint status and health, member list', async () => {
-    type Status = { Endpoint: string; Status: { header: { member_id: number }; leader: number; raftIndex: number; raftTerm: number; dbSize: number; version: string } };
     const status = await etcdctlJson<Status[]>(all, ['endpoint', 'status']);
     assert.equal(status.length, 3);
     const leaders = new Set(status.map((s) => s.Status.leader));
@@ -174,6 +175,23 @@ describe('etcdctl 3.4 against raftkv', { skip, timeout: 120_000 }, () => {
     }
     const table = await etcdctl(all, ['member', 'list']);
     assert.equal(table.stdout.trim().split('\n').length, 3);
+  });
+
+  it('move-leader hands leadership to another member; an unknown one is refused as etcd does', async () => {
+    const before = await etcdctlJson<Status[]>(all, ['endpoint', 'status']);
+    const leader = before[0]!.Status.leader;
+    const target = before.map((s) => s.Status.header.member_id).find((id) => id !== leader)!;
+    const moved = await etcdctl(all, ['move-leader', target.toString(16)]);
+    assert.equal(moved.code, 0, moved.stderr);
+    assert.equal(moved.stdout, `Leadership transferred from ${leader.toString(16)} to ${target.toString(16)}\n`);
+    const after = await etcdctlJson<Status[]>(all, ['endpoint', 'status']);
+    assert.deepEqual(after.map((s) => s.Status.leader), [target, target, target]);
+    const bad = await etcdctl(all, ['move-leader', 'abc123']);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr, /etcdserver: bad leader transferee/);
+    // The cluster goes on under its new leader.
+    await etcdctl(all, ['put', 'after-move', 'yes']);
+    assert.equal(unb64((await etcdctlJson<RangeJson>(all, ['get', 'after-move'])).kvs![0]!.value!), 'yes');
   });
 
   it('keys and values are bytes, not strings', async () => {
