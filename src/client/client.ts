@@ -201,6 +201,15 @@ export class RaftKvClient {
     return this.channel(endpoint).unary(methods.hashKV, { revision }, undefined, this.timeoutMs);
   }
 
+  /**
+   * etcd's MoveLeader, sent to `endpoint` (one of this client's), which must
+   * be the leader: it hands leadership to member `targetId` and answers once
+   * it sees it lead (as `etcdctl move-leader`, which finds the leader first).
+   */
+  async moveLeader(endpoint: string, targetId: bigint): Promise<void> {
+    await this.channel(endpoint).unary(methods.moveLeader, { targetId }, undefined, this.timeoutMs);
+  }
+
   /** The connection to `endpoint`, one of this client's. */
   private channel(endpoint: string): Channel {
     const i = this.endpoints.indexOf(endpointUrl(endpoint));

@@ -9,6 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
 import { LocalCluster } from '../../src/cli/localCluster.js';
+import { GrpcStatusError, RaftKvClient } from '../../src/client/index.js';
+import { GrpcStatus } from '../../src/server/types.js';
 import { b64, etcdctl, etcdctlJson, etcdctlSkipReason, unb64 } from './fixtures/etcdctl.js';
 
 interface KvJson {
@@ -189,6 +191,15 @@ describe('etcdctl 3.4 against raftkv', { skip, timeout: 120_000 }, () => {
     const bad = await etcdctl(all, ['move-leader', 'abc123']);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr, /etcdserver: bad leader transferee/);
+    // Sent to a follower (etcdctl never does; raftkv's client can), etcd's answer.
+    const client = new RaftKvClient({ endpoints: all });
+    try {
+      const follower = after.find((s) => s.Status.header.member_id !== target)!;
+      const url = all.find((e) => e.endsWith(follower.Endpoint.replace(/^http:\/\//, '')))!;
+      await assert.rejects(client.moveLeader(url, BigInt(leader)), (e: GrpcStatusError) => e.grpcStatus === GrpcStatus.FAILED_PRECONDITION && /etcdserver: not leader/.test(e.message));
+    } finally {
+      client.close();
+    }
     // The cluster goes on under its new leader.
     await etcdctl(all, ['put', 'after-move', 'yes']);
     assert.equal(unb64((await etcdctlJson<RangeJson>(all, ['get', 'after-move'])).kvs![0]!.value!), 'yes');
