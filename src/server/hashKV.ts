@@ -9,7 +9,7 @@
 // compares members with each other and raftkv with etcd.
 
 import { latin1ToBytes } from '../kv/codec.js';
-import type { HashCursor, Version } from '../kv/mvcc.js';
+import { type HashCursor, type Version, toKeyValue } from '../kv/mvcc.js';
 import { crc32c, crc32cRange } from '../storage/crc.js';
 import { KeyValue } from './etcdpb.js';
 
@@ -49,9 +49,7 @@ function hashSlice(versions: readonly { key: string; v: Version }[], crc: number
     view.setUint32(13, v.sub % TWO_32);
     const tombstone = v.value === null;
     crc = crc32cRange(revision, 0, tombstone ? 18 : 17, crc);
-    const kv = tombstone
-      ? { key: latin1ToBytes(key), createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n }
-      : { key: latin1ToBytes(key), createRevision: v.create, modRevision: v.main, version: v.version, value: latin1ToBytes(v.value!), lease: v.lease };
+    const kv = tombstone ? { key: latin1ToBytes(key), createRevision: 0, modRevision: 0, version: 0, value: EMPTY, lease: 0n } : toKeyValue(key, v);
     crc = crc32c(KeyValue.encode(kv), crc);
   }
   return crc;
