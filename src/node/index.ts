@@ -11,7 +11,7 @@ export {
   SILENT_NODE_LOGGER,
   SYSTEM_CLOCK,
 } from './options.js';
-export { ASSEMBLY_STEP_BYTES, ByteAssembler, type SnapshotTask, type StateMachine } from './stateMachine.js';
+export { type SnapshotTask, type StateMachine } from './stateMachine.js';
 export {
   EnvelopeError,
   InvalidNodeOptionsError,

@@ -4,9 +4,6 @@
 // The key-value store (src/kv/) is one; a replicated counter is another
 // (examples/counter.ts).
 
-import { PartsCursor, partsLength } from '../storage/bytes.js';
-import { SnapshotNotReadyError } from './errors.js';
-
 export interface StateMachine<Result = unknown> {
   /**
    * Applies one committed command. Must be deterministic: every member
@@ -58,45 +55,4 @@ export interface SnapshotTask {
    * join them (tens of megabytes copied and allocated again).
    */
   parts?(): readonly Uint8Array[];
-}
-
-/** Bytes copied per step() of a ByteAssembler: a few milliseconds' worth even into fresh pages. */
-export const ASSEMBLY_STEP_BYTES = 1 << 20;
-
-/**
- * Concatenates parts into one array a slice per step(), for the last stage
- * of a SnapshotTask: copying tens of megabytes into a fresh allocation at
- * once (page faults and all) would be the very stall the task avoids.
- */
-export class ByteAssembler {
-  private readonly out: Uint8Array;
-  private readonly cursor: PartsCursor;
-  private at = 0;
-
-  constructor(parts: readonly Uint8Array[]) {
-    this.out = new Uint8Array(partsLength(parts));
-    this.cursor = new PartsCursor(parts);
-  }
-
-  /** Copies up to `budget` bytes; true once everything is copied. */
-  step(budget = ASSEMBLY_STEP_BYTES): boolean {
-    while (budget > 0) {
-      const chunk = this.cursor.next(budget);
-      if (chunk === undefined) break;
-      this.out.set(chunk, this.at);
-      this.at += chunk.length;
-      budget -= chunk.length;
-    }
-    return this.cursor.done;
-  }
-
-  get done(): boolean {
-    return this.cursor.done;
-  }
-
-  /** The concatenation; only once step() has returned true. */
-  result(): Uint8Array {
-    if (!this.done) throw new SnapshotNotReadyError('ByteAssembler');
-    return this.out;
-  }
 }

@@ -16,7 +16,7 @@ export function partsLength(bytes: ByteParts): number {
   return size;
 }
 
-/** The parts concatenated, at once (ByteAssembler in src/node does it a slice at a time). */
+/** The parts concatenated. */
 export function joinParts(parts: ByteParts): Uint8Array {
   if (parts instanceof Uint8Array) return parts;
   const out = new Uint8Array(partsLength(parts));
