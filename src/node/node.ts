@@ -471,6 +471,11 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     return this.failedWith;
   }
 
+  /** The current term (what status().term says, without building the rest: etcd puts it in every response header). */
+  get term(): number {
+    return this.raw.raft.term;
+  }
+
   /** The index of the last entry applied to the state machine. */
   get applied(): number {
     return this.appliedIndex;

@@ -151,7 +151,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     clusterId: config.clusterId,
     memberId: BigInt(config.memberId),
     revision,
-    raftTerm: node.status().term,
+    raftTerm: node.term,
   });
 
   const propose = async <R>(op: KvOperation, call: ServerCall): Promise<R> => {

@@ -388,7 +388,7 @@ export class UiFeed {
 /** Turns the node's events into timeline events of this member; records this process's start. */
 export function recordNodeEvents(node: RaftNode<unknown>, feed: UiFeed, name: string): void {
   const self = node.id;
-  const term = (): number => node.status().term;
+  const term = (): number => node.term;
   feed.record({ kind: 'restart', member: memberHex(self), term: term(), detail: 'started' });
   node.on('election', ({ term: t, kind }) => {
     // A pre-vote does not start a term (§9.6 of the dissertation); only a real candidacy is an election.

@@ -187,10 +187,14 @@ describe('RaftNode', () => {
     const leader = await c.waitLeader();
     const target = c.followers()[0]!;
     await leader.propose(bytes('x'));
+    const termBefore = leader.term;
     await leader.transferLeadership(target.id);
     assert.equal(leader.leader, target.id);
     await waitFor(() => target.status().role === 'leader', 'the target to lead');
     assert.equal(await target.propose(bytes('y')), 2);
+    // The target campaigned in a new term; `term` says what status() does.
+    assert.ok(target.term > termBefore);
+    for (const n of c.running()) assert.equal(n.term, n.status().term);
   });
 
   it('stops cleanly: idempotent, requests refused, no timers left behind', async () => {
