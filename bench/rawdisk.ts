@@ -220,7 +220,7 @@ export interface BandwidthRun {
   readonly bytes: number;
   readonly ms: number;
   readonly bytesPerSec: number;
-  /** Of ms: the final fdatasync alone (the rest is copying into the page cache). */
+  /** Of ms: the fdatasyncs alone (the rest is copying into the page cache). */
   readonly syncMs: number;
 }
 
@@ -250,14 +250,46 @@ export class Bandwidth {
     return join(this.dir, 'bandwidth-overwrite');
   }
 
+  /**
+   * The log's pattern with nothing else: `batchBytes` pwritten at a time,
+   * each followed by an fdatasync, through the preallocated file (no
+   * encoding, no rollover, no zeroing). What any log that syncs each batch
+   * of that size can reach on this disk.
+   */
+  async runSyncedBatches(batchBytes: number): Promise<BandwidthRun> {
+    const path = this.preparedOverwrite();
+    const batch = new Uint8Array(batchBytes);
+    for (let i = 0; i < batchBytes; i += this.chunkBytes) batch.set(this.chunk.subarray(0, Math.min(this.chunkBytes, batchBytes - i)), i);
+    const fd = fs.openSync(path, 'r+');
+    try {
+      let syncMs = 0;
+      const t0 = now();
+      for (let at = 0; at + batchBytes <= this.bytes; at += batchBytes) {
+        writeAll(fd, batch, at);
+        const s0 = now();
+        await fdatasync(fd);
+        syncMs += now() - s0;
+      }
+      const ms = now() - t0;
+      const bytes = Math.floor(this.bytes / batchBytes) * batchBytes;
+      return { bytes, ms, bytesPerSec: (bytes / ms) * 1000, syncMs };
+    } finally {
+      fs.closeSync(fd);
+    }
+  }
+
+  private preparedOverwrite(): string {
+    if (!this.prepared) {
+      preallocate(this.overwritePath, this.bytes);
+      this.prepared = true;
+    }
+    return this.overwritePath;
+  }
+
   async run(kind: 'overwrite' | 'fresh'): Promise<BandwidthRun> {
     let path: string;
     if (kind === 'overwrite') {
-      path = this.overwritePath;
-      if (!this.prepared) {
-        preallocate(path, this.bytes);
-        this.prepared = true;
-      }
+      path = this.preparedOverwrite();
     } else {
       path = join(this.dir, 'bandwidth-fresh');
       fs.rmSync(path, { force: true });
