@@ -274,6 +274,7 @@ export interface AlarmMember {
 
 /** etcdserverpb.AlarmResponse */
 export interface AlarmResponse {
-  header: ResponseHeader;
+  /** etcd 3.4 sends none: its applier builds the response without one, and nothing fills it in after. */
+  header?: ResponseHeader;
   alarms: AlarmMember[];
 }

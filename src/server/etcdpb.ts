@@ -1229,18 +1229,18 @@ function readAlarmMember(r: ProtoReader): kv.AlarmMember {
 const ALARM_RESPONSE: FieldTable = { 1: ['header', L], 2: ['alarms', L] };
 
 function sizeAlarmResponse(m: kv.AlarmResponse): number {
-  let n = headerField(m.header);
+  let n = m.header === undefined ? 0 : headerField(m.header);
   for (const a of m.alarms) n += 1 + lenSize(nested(sizeAlarmMember, a));
   return n;
 }
 
 function writeAlarmResponse(w: ProtoWriter, m: kv.AlarmResponse): void {
-  writeNested(w, 10, writeHeader, m.header);
+  if (m.header !== undefined) writeNested(w, 10, writeHeader, m.header);
   for (const a of m.alarms) writeNested(w, 18, writeAlarmMember, a);
 }
 
 function readAlarmResponse(r: ProtoReader): kv.AlarmResponse {
-  const m: kv.AlarmResponse = { header: newHeader(), alarms: [] };
+  const m: kv.AlarmResponse = { alarms: [] };
   while (r.pos < r.end) {
     const tag = r.tag();
     switch (tag) {

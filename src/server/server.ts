@@ -226,7 +226,8 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
         isLearner: st.confState.learners.includes(config.memberId),
       };
     },
-    alarm: async () => ({ header: header(stateMachine.kv.revision), alarms: [] }),
+    // No header, as etcd 3.4 answers (etcdctl alarm list -w json prints {}).
+    alarm: async () => ({ alarms: [] }),
     // Served locally, as etcd does: compare members at one revision.
     hashKV: async (req) => {
       const view = stateMachine.kv.hashView(req.revision);

@@ -7,24 +7,11 @@
 // this is also a check of raftkv's multi-version store against etcd's.
 
 import assert from 'node:assert/strict';
-import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 
-import { LocalCluster, freePort } from '../../src/cli/localCluster.js';
-import { etcdctl, etcdctlSkipReason } from './fixtures/etcdctl.js';
-
-const ETCD = process.env.ETCD_BIN ?? '/usr/bin/etcd';
-
-function skipReason(): string | undefined {
-  const noEtcdctl = etcdctlSkipReason();
-  if (noEtcdctl) return noEtcdctl;
-  if (existsSync(ETCD)) return undefined;
-  if (process.env.CI) throw new Error(`${ETCD} not found in CI: scripts/install-deps.sh should have installed etcd-server`);
-  return `${ETCD} not found: run scripts/install-deps.sh (Debian etcd-server, etcd 3.4)`;
-}
+import type { LocalCluster } from '../../src/cli/localCluster.js';
+import { etcdctl } from './fixtures/etcdctl.js';
+import { type SideBySide, etcdSkipReason, startSideBySide } from './fixtures/etcdServer.js';
 
 interface HashJson {
   Endpoint: string;
@@ -38,40 +25,20 @@ async function hashes(endpoints: readonly string[], rev: number): Promise<{ ok: 
   return { ok: true, values: rows.map((x) => `hash ${x.HashKV.hash ?? 0} compact ${x.HashKV.compact_revision ?? 0} at ${x.HashKV.header.revision}`) };
 }
 
-const skip = skipReason();
+const skip = etcdSkipReason();
 
 describe('HashKV: raftkv against etcd 3.4', { skip, timeout: 120_000 }, () => {
-  let dir: string;
+  let servers: SideBySide | undefined;
   let cluster: LocalCluster;
-  let etcd: ChildProcess | undefined;
   let etcdUrl: string;
 
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'raftkv-hashkv-'));
-    cluster = await LocalCluster.create({ size: 3, dataDir: join(dir, 'raftkv'), extraFlags: ['--heartbeat-interval', '50', '--election-timeout', '500'] });
-    cluster.startAll();
-    etcdUrl = `http://127.0.0.1:${await freePort()}`;
-    const peer = `http://127.0.0.1:${await freePort()}`;
-    etcd = spawn(
-      ETCD,
-      ['--name', 'e1', '--data-dir', join(dir, 'etcd'), '--listen-client-urls', etcdUrl, '--advertise-client-urls', etcdUrl,
-        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `e1=${peer}`],
-      { stdio: 'ignore' },
-    );
-    await cluster.waitAllHealthy();
-    for (let i = 0; ; i++) {
-      const r = await etcdctl([etcdUrl], ['endpoint', 'health']);
-      if (r.code === 0) break;
-      if (i > 100) throw new Error(`etcd did not become healthy: ${r.stderr}`);
-      await new Promise((res) => setTimeout(res, 100));
-    }
+    servers = await startSideBySide('hashkv');
+    cluster = servers.cluster;
+    etcdUrl = servers.etcd.url;
   });
 
-  after(async () => {
-    etcd?.kill('SIGKILL');
-    await cluster?.stopAll();
-    rmSync(dir, { recursive: true, force: true });
-  });
+  after(() => servers?.stop());
 
   /** Runs one etcdctl command against raftkv and etcd alike; both must succeed. */
   async function both(args: string[], input?: string): Promise<void> {

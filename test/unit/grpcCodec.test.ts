@@ -384,7 +384,10 @@ const CASES: Case<unknown>[] = [
   c('etcdserverpb.StatusRequest', pb.StatusRequest, (): srv.StatusRequest => ({})),
   c('etcdserverpb.StatusResponse', pb.StatusResponse, (g) => g.statusResponse()),
   c('etcdserverpb.AlarmRequest', pb.AlarmRequest, (g): kv.AlarmRequest => ({ action: g.enumOf(3), memberId: g.id(), alarm: g.enumOf(3) })),
-  c('etcdserverpb.AlarmResponse', pb.AlarmResponse, (g): kv.AlarmResponse => ({ header: g.header(), alarms: g.list(() => ({ memberId: g.id(), alarm: g.enumOf(3) })) })),
+  c('etcdserverpb.AlarmResponse', pb.AlarmResponse, (g): kv.AlarmResponse => {
+    const alarms = g.list(() => ({ memberId: g.id(), alarm: g.enumOf(3) }));
+    return g.bool() ? { header: g.header(), alarms } : { alarms };
+  }),
   c('etcdserverpb.MemberListRequest', pb.MemberListRequest, (g): srv.MemberListRequest => ({ linearizable: g.bool() })),
   c('etcdserverpb.Member', pb.Member, (g) => g.member()),
   c('etcdserverpb.MemberListResponse', pb.MemberListResponse, (g): kv.MemberListResponse => ({ header: g.header(), members: g.list(() => g.member()) })),
