@@ -349,6 +349,8 @@ describe('kv: range', () => {
     const kv = sample();
     const r = all(kv, { minModRevision: 5, limit: 1 });
     assert.deepEqual([names(r), r.more, r.count], [['t1/c=2@c4m7v2'], true, 5]);
+    // Each bound keeps a version exactly at it (etcd prunes mod < min, mod > max, create < min, create > max).
+    assert.deepEqual(names(all(kv, { minModRevision: 5 })), ['t1/c=2@c4m7v2', 't1/d=1@c5m5v1', 't1/e=2@c6m9v3']);
     assert.deepEqual(names(all(kv, { maxModRevision: 3 })), ['t1/a=3@c2m2v1', 't1/b=1@c3m3v1']);
     assert.deepEqual(names(all(kv, { minCreateRevision: 4, maxCreateRevision: 5 })), ['t1/c=2@c4m7v2', 't1/d=1@c5m5v1']);
   });
@@ -525,6 +527,25 @@ describe('kv: txn', () => {
     const r = ok<TxnResponse>(kv.txn([D('a', '\0'), P('k', 'after')]));
     assert.equal((r.responses[0] as { responseDeleteRange: { deleted: number } }).responseDeleteRange.deleted, 1);
     assert.deepEqual(kv.list('k').map((x) => x.split('@')[0]), ['k=after']);
+  });
+
+  it('a txn whose ignore_lease put finds its key deleted by a "\\0" delete before it fails whole, where etcd 3.4.23 panics', () => {
+    // The check above lets it through in etcd too; its applier then meets
+    // "key not found" halfway and panics ("unexpected error during txn"), with
+    // the entry already in its log (found by test/e2e/etcdModel.test.ts,
+    // reproduced by hand against etcd 3.4.23). Here it is etcd's error, and
+    // nothing of the txn is applied.
+    const kv = new Kv();
+    kv.put('a', '1');
+    kv.put('b/1', 'x');
+    kv.put('c', '1');
+    const before = kv.list('a', '\0');
+    const revision = kv.range('a').header.revision;
+    for (const flag of ['ignoreLease', 'ignoreValue'] as const) {
+      err(kv.txn([], [D('a', '\0'), P('b/1', flag === 'ignoreLease' ? '1' : '', { [flag]: true, prevKv: true })], [cmp('c', VERSION, EQUAL, { version: 9 })]), 'KEY_NOT_FOUND', 3, MSG.keyNotFound);
+      assert.deepEqual(kv.list('a', '\0'), before);
+      assert.equal(kv.range('a').header.revision, revision);
+    }
   });
 
   it('refuses a txn with more operations than max-txn-ops (default 128), counting nested ones against what is left (etcd 3.4.23)', () => {
