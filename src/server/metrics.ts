@@ -13,7 +13,9 @@ export class ServerMetrics {
   readonly proposalsCommitted: Gauge;
   readonly proposalsApplied: Gauge;
   readonly proposalsPending: Gauge;
+  /** Fed from the node's running total at each scrape (proposalsFailedTotal). */
   readonly proposalsFailed: Counter;
+  private proposalsFailedReported = 0;
   readonly applyLag: Gauge;
   readonly walFsyncSeconds: Histogram;
   readonly peerRoundTripSeconds: Histogram;
@@ -47,6 +49,12 @@ export class ServerMetrics {
     this.snapshotsTaken = new Counter({ name: 'raftkv_server_snapshots_taken_total', help: 'Snapshots this member took of its state machine.', registers });
     this.snapshotsInstalled = new Counter({ name: 'raftkv_server_snapshots_installed_total', help: 'Snapshots received from a leader and installed.', registers });
     if (defaultMetrics) collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** The node's running total of failed proposals: a Counter only goes up, so it is given what is new since the last call. */
+  proposalsFailedTotal(total: number): void {
+    if (total > this.proposalsFailedReported) this.proposalsFailed.inc(total - this.proposalsFailedReported);
+    this.proposalsFailedReported = total;
   }
 
   async render(): Promise<{ contentType: string; body: string }> {

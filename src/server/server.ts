@@ -270,6 +270,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
       metrics.proposalsCommitted.set(node.status().commit);
       metrics.proposalsApplied.set(node.status().applied);
       metrics.proposalsPending.set(m.proposalsPending);
+      metrics.proposalsFailedTotal(m.proposalsFailed);
       metrics.applyLag.set(m.applyLag);
       const { contentType, body } = await metrics.render();
       res.writeHead(200, { 'content-type': contentType }).end(body);

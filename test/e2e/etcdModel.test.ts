@@ -8,11 +8,16 @@
 // or the same gRPC status and message. etcd is the model; the generator
 // knows nothing of what the answers should be.
 //
-// RAFTKV_MODEL_SEEDS=1-20 runs other seeds (default 1-4), RAFTKV_MODEL_OPS
-// the number of requests per seed (default 400).
+// A second set of streams moves raftkv's leadership every 20 requests while
+// a request is under way; raftkv's client retries with exactly-once
+// metadata, and the answers must still be etcd's.
+//
+// RAFTKV_MODEL_SEEDS=1-20 runs other seeds (default 1-4),
+// RAFTKV_MODEL_MOVE_SEEDS those with leader moves (default 1-2),
+// RAFTKV_MODEL_OPS the number of requests per seed (default 400).
 
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { type TestContext, after, before, describe, it } from 'node:test';
 
 import { GrpcStatusError, RaftKvClient, prefixEnd } from '../../src/client/index.js';
 import * as kv from '../../src/kv/types.js';
@@ -199,10 +204,10 @@ async function outcome(call: Promise<{ header?: kv.ResponseHeader }>): Promise<O
   }
 }
 
-function seedsFromEnv(): number[] {
-  const spec = process.env.RAFTKV_MODEL_SEEDS ?? '1-4';
+function seedsFromEnv(name: string, fallback: string): number[] {
+  const spec = process.env[name] ?? fallback;
   const m = /^(\d+)(?:-(\d+))?$/.exec(spec);
-  if (!m) throw new Error(`RAFTKV_MODEL_SEEDS must be N or N-M, got ${JSON.stringify(spec)}`);
+  if (!m) throw new Error(`${name} must be N or N-M, got ${JSON.stringify(spec)}`);
   const lo = Number(m[1]);
   const hi = Number(m[2] ?? m[1]);
   return Array.from({ length: hi - lo + 1 }, (_, i) => lo + i);
@@ -211,78 +216,136 @@ function seedsFromEnv(): number[] {
 const skip = etcdSkipReason();
 const OPS = Number(process.env.RAFTKV_MODEL_OPS ?? 400);
 
-for (const seed of seedsFromEnv()) {
+interface StreamOptions {
+  /** Every this many requests, raftkv's leader hands over to another member while the next request is under way. */
+  readonly moveLeaderEvery?: number;
+}
+
+/** Moves raftkv's leadership to another voter (without waiting): the request sent meanwhile meets the change. */
+async function startLeaderMove(client: RaftKvClient, endpoints: readonly string[], r: Random): Promise<{ done: Promise<void> }> {
+  const statuses = await Promise.all(endpoints.map(async (e) => ({ e, st: await client.status(e) })));
+  const leader = statuses.find((x) => x.st.header.memberId === x.st.leader);
+  if (leader === undefined) return { done: Promise.resolve() };
+  const others = statuses.filter((x) => x !== leader);
+  const target = others[r.int(others.length)]!.st.header.memberId;
+  return { done: client.moveLeader(leader.e, target) };
+}
+
+/** One seeded stream of requests to both servers, in the same order; every answer must be the same. */
+async function runStream(t: TestContext, seed: number, ours: RaftKvClient, theirs: RaftKvClient, oursEndpoints: readonly string[], options: StreamOptions = {}): Promise<void> {
+  const gen = new Requests(new Random(seed));
+  const r = new Random(seed).fork('kinds');
+  const moves = new Random(seed).fork('moves');
+  let answered = 0;
+  let refused = 0;
+  let leaderMoves = 0;
+  const errors = new Map<string, number>();
+  /** Ranges with a revision filter whose answer kept some keys: the filters' edges are reached only through these. */
+  let filteredHits = 0;
+  for (let i = 0; i < OPS; i++) {
+    const k = r.int(40);
+    let what: string;
+    let send: (c: RaftKvClient) => Promise<{ header?: kv.ResponseHeader }>;
+    if (k < 12) {
+      const req = gen.range();
+      what = `Range ${show(req)}`;
+      send = (c) => c.range(req);
+      if (req.minModRevision || req.maxModRevision || req.minCreateRevision || req.maxCreateRevision) what = `Range (filtered) ${show(req)}`;
+    } else if (k < 24) {
+      const req = gen.put();
+      what = `Put ${show(req)}`;
+      send = (c) => c.put(req.key, req.value, req);
+    } else if (k < 28) {
+      const req = gen.deleteRange();
+      what = `DeleteRange ${show(req)}`;
+      send = (c) => c.delete(req.key, req);
+    } else if (k < 39) {
+      const req = gen.txn();
+      what = `Txn ${show(req)}`;
+      send = (c) => c.txn(req);
+    } else {
+      // Mostly well behind the head, so that older revisions stay readable for a while; now and then past it.
+      const rev = r.chance(0.1) ? gen.revision + 1 + r.int(2) : Math.max(1, gen.revision - 5 - r.int(30));
+      const physical = r.chance(0.5);
+      what = `Compact(${rev}${physical ? ', physical' : ''})`;
+      send = (c) => c.compact(rev, physical);
+    }
+    let move: { done: Promise<void> } | undefined;
+    if (options.moveLeaderEvery !== undefined && i > 0 && i % options.moveLeaderEvery === 0) {
+      move = await startLeaderMove(ours, oursEndpoints, moves);
+      leaderMoves++;
+      // Into the handover: the old leader stops taking proposals once it has sent TimeoutNow.
+      await new Promise((res) => setTimeout(res, moves.int(4)));
+    }
+    const a = await outcome(send(ours));
+    await move?.done;
+    const b = await outcome(send(theirs));
+    assert.deepEqual(a, b, `seed ${seed}, request ${i}: ${what}`);
+    if ('ok' in b) {
+      answered++;
+      gen.observe(b.ok);
+      if (what.startsWith('Range (filtered)') && ((b.ok as kv.RangeResponse).kvs.length > 0 || (b.ok as kv.RangeResponse).count > 0)) filteredHits++;
+      const rev = (b.ok as { header?: kv.ResponseHeader }).header?.revision;
+      if (rev !== undefined) gen.revision = Math.max(gen.revision, rev);
+    } else {
+      refused++;
+      errors.set(b.message, (errors.get(b.message) ?? 0) + 1);
+    }
+  }
+  let moved = '';
+  if (leaderMoves > 0) {
+    // What the moves did to requests: proposals the members dropped or failed (the client retried those).
+    const failed = await Promise.all(oursEndpoints.map(async (e) => Number(/^etcd_server_proposals_failed_total (\d+)/m.exec(await (await fetch(`${e}/metrics`)).text())?.[1] ?? 0)));
+    const failedTotal = failed.reduce((x, y) => x + y, 0);
+    moved = `; raftkv's leader moved ${leaderMoves} times, ${failedTotal} proposals failed on the way`;
+    assert.ok(failedTotal > 0, `the leader moved ${leaderMoves} times and no request met a change: the retries went untested`);
+  }
+  t.diagnostic(
+    `${filteredHits} filtered ranges kept keys; ${answered} answered, ${refused} refused ` +
+      `(${[...errors].map(([m, n]) => `${n} x ${m}`).join('; ')}), last revision ${gen.revision}${moved}`,
+  );
+  // The stream must exercise both outcomes, or it tests little.
+  assert.ok(answered > OPS / 2, `only ${answered} of ${OPS} requests were answered`);
+  assert.ok(refused > 0, "no request was refused: the stream reaches none of etcd's errors");
+}
+
+/** A fresh raftkv cluster and etcd member per seed (a failing seed reproduces alone), and a client for each. */
+function sideBySide(seed: number, name: string, exactlyOnce: boolean): () => { servers: SideBySide; ours: RaftKvClient; theirs: RaftKvClient } {
+  let servers: SideBySide | undefined;
+  let ours: RaftKvClient | undefined;
+  let theirs: RaftKvClient | undefined;
+  before(async () => {
+    servers = await startSideBySide(`${name}-${seed}`);
+    ours = new RaftKvClient({ endpoints: servers.cluster.endpoints, exactlyOnce });
+    theirs = new RaftKvClient({ endpoints: [servers.etcd.url], exactlyOnce: false });
+  });
+  after(async () => {
+    ours?.close();
+    theirs?.close();
+    await servers?.stop();
+  });
+  return () => ({ servers: servers!, ours: ours!, theirs: theirs! });
+}
+
+for (const seed of seedsFromEnv('RAFTKV_MODEL_SEEDS', '1-4')) {
   describe(`random requests, seed ${seed}: raftkv answers as etcd 3.4 does`, { skip, timeout: 300_000 }, () => {
-    let servers: SideBySide | undefined;
-    let ours: RaftKvClient;
-    let theirs: RaftKvClient;
-
-    before(async () => {
-      servers = await startSideBySide(`model-${seed}`);
-      ours = new RaftKvClient({ endpoints: servers.cluster.endpoints, exactlyOnce: false });
-      theirs = new RaftKvClient({ endpoints: [servers.etcd.url], exactlyOnce: false });
-    });
-
-    after(async () => {
-      ours?.close();
-      theirs?.close();
-      await servers?.stop();
-    });
-
+    const get = sideBySide(seed, 'model', false);
     it(`${OPS} requests of every kind, the same answers`, async (t) => {
-      const gen = new Requests(new Random(seed));
-      const r = new Random(seed).fork('kinds');
-      let answered = 0;
-      let refused = 0;
-      const errors = new Map<string, number>();
-      /** Ranges with a revision filter whose answer kept some keys: the filters' edges are reached only through these. */
-      let filteredHits = 0;
-      for (let i = 0; i < OPS; i++) {
-        const k = r.int(40);
-        let what: string;
-        let send: (c: RaftKvClient) => Promise<{ header?: kv.ResponseHeader }>;
-        if (k < 12) {
-          const req = gen.range();
-          what = `Range ${show(req)}`;
-          send = (c) => c.range(req);
-          if (req.minModRevision || req.maxModRevision || req.minCreateRevision || req.maxCreateRevision) what = `Range (filtered) ${show(req)}`;
-        } else if (k < 24) {
-          const req = gen.put();
-          what = `Put ${show(req)}`;
-          send = (c) => c.put(req.key, req.value, req);
-        } else if (k < 28) {
-          const req = gen.deleteRange();
-          what = `DeleteRange ${show(req)}`;
-          send = (c) => c.delete(req.key, req);
-        } else if (k < 39) {
-          const req = gen.txn();
-          what = `Txn ${show(req)}`;
-          send = (c) => c.txn(req);
-        } else {
-          // Mostly well behind the head, so that older revisions stay readable for a while; now and then past it.
-          const rev = r.chance(0.1) ? gen.revision + 1 + r.int(2) : Math.max(1, gen.revision - 5 - r.int(30));
-          const physical = r.chance(0.5);
-          what = `Compact(${rev}${physical ? ', physical' : ''})`;
-          send = (c) => c.compact(rev, physical);
-        }
-        const a = await outcome(send(ours));
-        const b = await outcome(send(theirs));
-        assert.deepEqual(a, b, `seed ${seed}, request ${i}: ${what}`);
-        if ('ok' in b) {
-          answered++;
-          gen.observe(b.ok);
-          if (what.startsWith('Range (filtered)') && ((b.ok as kv.RangeResponse).kvs.length > 0 || (b.ok as kv.RangeResponse).count > 0)) filteredHits++;
-          const rev = (b.ok as { header?: kv.ResponseHeader }).header?.revision;
-          if (rev !== undefined) gen.revision = Math.max(gen.revision, rev);
-        } else {
-          refused++;
-          errors.set(b.message, (errors.get(b.message) ?? 0) + 1);
-        }
-      }
-      t.diagnostic(`${filteredHits} filtered ranges kept keys; ${answered} answered, ${refused} refused (${[...errors].map(([m, n]) => `${n} x ${m}`).join('; ')}), last revision ${gen.revision}`);
-      // The stream must exercise both outcomes, or it tests little.
-      assert.ok(answered > OPS / 2, `only ${answered} of ${OPS} requests were answered`);
-      assert.ok(refused > 0, 'no request was refused: the stream reaches none of etcd\'s errors');
+      const { servers, ours, theirs } = get();
+      await runStream(t, seed, ours, theirs, servers.cluster.endpoints);
+    });
+  });
+}
+
+// The same stream while raftkv's leadership moves under it: requests that
+// meet a leader change are retried by raftkv's client with exactly-once
+// metadata, and must still be answered as etcd answers them, once.
+for (const seed of seedsFromEnv('RAFTKV_MODEL_MOVE_SEEDS', '1-2')) {
+  describe(`random requests, seed ${seed}, raftkv's leader moved every 20: the same answers as etcd 3.4`, { skip, timeout: 300_000 }, () => {
+    const get = sideBySide(seed, 'model-moves', true);
+    it(`${OPS} requests, exactly-once retries across leader changes`, async (t) => {
+      const { servers, ours, theirs } = get();
+      await runStream(t, seed, ours, theirs, servers.cluster.endpoints, { moveLeaderEvery: 20 });
     });
   });
 }

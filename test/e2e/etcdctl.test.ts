@@ -11,7 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { LocalCluster } from '../../src/cli/localCluster.js';
 import { GrpcStatusError, RaftKvClient } from '../../src/client/index.js';
 import { GrpcStatus } from '../../src/server/types.js';
-import { b64, etcdctl, etcdctlJson, etcdctlSkipReason, unb64 } from './fixtures/etcdctl.js';
+import { metric } from './fixtures/cluster.js';
+import { type EtcdctlResult, b64, etcdctl, etcdctlJson, etcdctlSkipReason, unb64 } from './fixtures/etcdctl.js';
 
 interface KvJson {
   key: string;
@@ -211,5 +212,29 @@ describe('etcdctl 3.4 against raftkv', { skip, timeout: 120_000 }, () => {
     const got = await etcdctlJson<RangeJson>(all, ['get', key]);
     assert.equal(got.kvs![0]!.key, b64(key));
     assert.equal(unb64(got.kvs![0]!.value!), 'caf\u00e9');
+  });
+
+  // Last: it freezes two members.
+  it("alone, a member refuses writes with etcd's 'no leader' and counts them in etcd_server_proposals_failed_total", async () => {
+    const before = await metric(cluster, 0, 'etcd_server_proposals_failed_total');
+    cluster.signal(1, 'SIGSTOP');
+    cluster.signal(2, 'SIGSTOP');
+    try {
+      // Within a few election timeouts (500 ms here) it knows no leader, as a follower or a leader that lost its quorum (check quorum).
+      let refused: EtcdctlResult | undefined;
+      for (let i = 0; i < 40 && refused === undefined; i++) {
+        const r = await etcdctl(one(0), ['--command-timeout=1s', 'put', 'alone', 'x']);
+        if (/etcdserver: no leader/.test(r.stderr)) refused = r;
+        else await new Promise((res) => setTimeout(res, 250));
+      }
+      assert.ok(refused, 'member 0 alone never answered "etcdserver: no leader"');
+      assert.notEqual(refused.code, 0);
+      const after = await metric(cluster, 0, 'etcd_server_proposals_failed_total');
+      assert.ok(after > before, `etcd_server_proposals_failed_total went from ${before} to ${after}`);
+    } finally {
+      cluster.signal(1, 'SIGCONT');
+      cluster.signal(2, 'SIGCONT');
+    }
+    assert.equal((await etcdctl(all, ['put', 'together', 'again'])).code, 0);
   });
 });
