@@ -236,7 +236,7 @@ function newHeader(): kv.ResponseHeader {
 
 export const ResponseHeader = codec(sizeHeader, writeHeader, readHeader);
 
-/** The size of field 1, the header every response starts with (always written: etcd always sets it). */
+/** The size of field 1, the header a response starts with (etcd sets it on every response but AlarmResponse). */
 function headerField(h: kv.ResponseHeader): number {
   return 1 + lenSize(nested(sizeHeader, h));
 }
