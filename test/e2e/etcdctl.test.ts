@@ -214,6 +214,21 @@ describe('etcdctl 3.4 against raftkv', { skip, timeout: 120_000 }, () => {
     assert.equal(unb64(got.kvs![0]!.value!), 'caf\u00e9');
   });
 
+  it("/metrics: etcd's metric names, with values that follow the cluster", async () => {
+    await etcdctl(all, ['put', 'metrics-probe', 'x']);
+    const each = async (name: string) => Promise.all(cluster.members.map((_, i) => metric(cluster, i, name)));
+    assert.deepEqual(await each('etcd_server_has_leader'), [1, 1, 1]);
+    assert.equal((await each('etcd_server_is_leader')).reduce((a, b) => a + b, 0), 1, 'exactly one member says it leads');
+    for (const name of ['etcd_server_leader_changes_seen_total', 'etcd_server_proposals_committed_total', 'etcd_server_proposals_applied_total', 'etcd_disk_wal_fsync_duration_seconds_count']) {
+      for (const [i, v] of (await each(name)).entries()) assert.ok(v >= 1, `${name} of member ${i} is ${v}`);
+    }
+    // Heartbeats are answered, so every member has timed a round trip to a peer.
+    for (const [i, v] of (await each('etcd_network_peer_round_trip_time_seconds_count')).entries()) assert.ok(v >= 1, `no peer round trip timed on member ${i}`);
+    for (const name of ['etcd_server_proposals_pending', 'etcd_server_proposals_failed_total', 'raftkv_server_apply_lag_entries']) {
+      for (const v of await each(name)) assert.ok(Number.isFinite(v) && v >= 0, `${name} = ${v}`);
+    }
+  });
+
   // Last: it freezes two members.
   it("alone, a member refuses writes with etcd's 'no leader' and counts them in etcd_server_proposals_failed_total", async () => {
     const before = await metric(cluster, 0, 'etcd_server_proposals_failed_total');
