@@ -11,6 +11,15 @@
 // applied it already answers with the saved result instead of applying it
 // twice; and the lowest sequence number still in flight, so the server can
 // forget the results below it. Reads carry none.
+//
+// A server that does not know the client id (a session that expired, or
+// one that never reached the log: writes refused before they were proposed,
+// e.g. an empty key, still use up sequence numbers) refuses any write whose
+// ack is past 1, since an earlier attempt of it may have been applied in a
+// session now gone. The client then starts a new session (a new id, seq 1):
+// the refused write is sent again under it if no earlier attempt of it can
+// have run, and fails (outcome unknown) otherwise; later writes use the new
+// session either way.
 
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
 import type http2 from 'node:http2';
@@ -18,7 +27,7 @@ import type http2 from 'node:http2';
 import type * as kv from '../kv/types.js';
 import { type MethodDescriptor, methods, newRangeRequest } from '../server/etcdpb.js';
 import { ACK_HEADER, CLIENT_ID_HEADER, type HashKVResponse, type MemberListRequest, SEQ_HEADER } from '../server/types.js';
-import { ClientArgumentError, ClientClosedError, GrpcStatusError, isUnavailable } from './errors.js';
+import { ClientArgumentError, ClientClosedError, GrpcStatusError, isSessionExpired, isUnavailable } from './errors.js';
 import { Channel } from './transport.js';
 
 export type Bytes = string | Uint8Array;
@@ -97,19 +106,41 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-export class RaftKvClient {
-  readonly endpoints: readonly string[];
-  /** This client's id in exactly-once metadata: 16 hex digits. */
-  readonly clientId: string;
-  private readonly channels: Channel[];
-  private readonly timeoutMs: number;
-  private readonly exactlyOnce: boolean;
-  /** The endpoint calls go to now (an index into channels). */
-  private current = 0;
+/** One exactly-once session: an id and its sequence numbers. */
+class Session {
   private nextSeq = 1;
   /** Sequence numbers of writes not finished yet; the lowest is sent as the ack. */
   private readonly inFlight = new Set<number>();
   private lowestInFlight = 1;
+
+  constructor(readonly clientId: string) {}
+
+  begin(): number {
+    const seq = this.nextSeq++;
+    this.inFlight.add(seq);
+    return seq;
+  }
+
+  metadata(seq: number): http2.OutgoingHttpHeaders {
+    return { [CLIENT_ID_HEADER]: this.clientId, [SEQ_HEADER]: String(seq), [ACK_HEADER]: String(this.lowestInFlight) };
+  }
+
+  /** A write is answered or given up: the ack moves past every finished sequence number. */
+  finished(seq: number): void {
+    this.inFlight.delete(seq);
+    while (this.lowestInFlight < this.nextSeq && !this.inFlight.has(this.lowestInFlight)) this.lowestInFlight++;
+  }
+}
+
+export class RaftKvClient {
+  readonly endpoints: readonly string[];
+  private readonly channels: Channel[];
+  private readonly timeoutMs: number;
+  private readonly exactlyOnce: boolean;
+  private readonly randomBytes: (n: number) => Uint8Array;
+  /** The endpoint calls go to now (an index into channels). */
+  private current = 0;
+  private sessionNow: Session;
   private closed = false;
 
   constructor(options: ClientOptions) {
@@ -119,9 +150,19 @@ export class RaftKvClient {
     this.channels = this.endpoints.map((url) => new Channel(url, { connectTimeoutMs }));
     this.timeoutMs = options.timeoutMs ?? 5000;
     this.exactlyOnce = options.exactlyOnce ?? true;
-    const id = (options.randomBytes ?? cryptoRandomBytes)(8);
+    this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
+    this.sessionNow = this.newSession();
+  }
+
+  /** This client's id in exactly-once metadata now: 16 hex digits (a new one after the server forgot the last). */
+  get clientId(): string {
+    return this.sessionNow.clientId;
+  }
+
+  private newSession(): Session {
+    const id = this.randomBytes(8);
     if (id.length !== 8) throw new ClientArgumentError(`randomBytes(8) returned ${id.length} bytes`);
-    this.clientId = Buffer.from(id).toString('hex');
+    return new Session(Buffer.from(id).toString('hex'));
   }
 
   // -------------------------------------------------------------------------
@@ -243,18 +284,30 @@ export class RaftKvClient {
   private async call<Req, Res>(method: MethodDescriptor<Req, Res>, request: Req, write: boolean): Promise<Res> {
     this.checkOpen();
     const deadline = performance.now() + this.timeoutMs;
-    const seq = write && this.exactlyOnce ? this.nextSeq++ : 0;
-    if (seq !== 0) this.inFlight.add(seq);
+    let session = write && this.exactlyOnce ? this.sessionNow : undefined;
+    let seq = session?.begin() ?? 0;
+    /** Whether an attempt of this write may have been applied (it reached a server, which may have proposed it). */
+    let mayHaveRun = false;
     try {
       let pause = 25;
       for (let attempt = 1; ; attempt++) {
         const i = this.current;
         const channel = this.channels[i]!;
-        const metadata = seq !== 0 ? this.session(seq) : undefined;
+        const metadata = session?.metadata(seq);
         try {
           return await channel.unary(method, request, metadata, Math.max(1, deadline - performance.now()));
         } catch (e) {
           this.checkOpen();
+          if (session !== undefined && isSessionExpired(e)) {
+            // The server knows no session by this id (see the top of the file).
+            if (this.sessionNow === session) this.sessionNow = this.newSession();
+            if (mayHaveRun || deadline - performance.now() <= 0) throw e;
+            session.finished(seq);
+            session = this.sessionNow;
+            seq = session.begin();
+            continue;
+          }
+          if (e instanceof GrpcStatusError && e.requestMayHaveRun) mayHaveRun = true;
           if (!isUnavailable(e) || (write && !this.exactlyOnce && (e as GrpcStatusError).requestMayHaveRun)) throw e;
           if (this.current === i) this.current = (i + 1) % this.channels.length;
           const left = deadline - performance.now();
@@ -268,17 +321,7 @@ export class RaftKvClient {
         }
       }
     } finally {
-      if (seq !== 0) this.finished(seq);
+      session?.finished(seq);
     }
-  }
-
-  private session(seq: number): http2.OutgoingHttpHeaders {
-    return { [CLIENT_ID_HEADER]: this.clientId, [SEQ_HEADER]: String(seq), [ACK_HEADER]: String(this.lowestInFlight) };
-  }
-
-  /** A write is answered or given up: the ack moves past every finished sequence number. */
-  private finished(seq: number): void {
-    this.inFlight.delete(seq);
-    while (this.lowestInFlight < this.nextSeq && !this.inFlight.has(this.lowestInFlight)) this.lowestInFlight++;
   }
 }

@@ -1,5 +1,6 @@
 // Errors of the raftkv client, each with a stable `code`.
 
+import { SESSION_EXPIRED_MESSAGE } from '../kv/errors.js';
 import { GRPC_STATUS_NAMES, GrpcStatus } from '../server/types.js';
 
 export abstract class ClientError extends Error {
@@ -52,6 +53,11 @@ export class ClientArgumentError extends ClientError {
 }
 
 /** Whether a failed call may be sent again to another endpoint: the server said it is unavailable, or the connection failed. */
+/** The server knows no session by the client's id (kv/errors.ts sessionExpired): the client must start a new one. */
+export function isSessionExpired(e: unknown): boolean {
+  return e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.FAILED_PRECONDITION && SESSION_EXPIRED_MESSAGE.test(e.message);
+}
+
 export function isUnavailable(e: unknown): boolean {
   return e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.UNAVAILABLE;
 }

@@ -103,6 +103,9 @@ export function invalidSession(reason: string): KvError {
   return new KvError('INVALID_SESSION', INVALID_ARGUMENT, `raftkv: invalid client session: ${reason}`);
 }
 
+/** What a client sees of sessionExpired(): its status is FAILED_PRECONDITION and its message matches this. */
+export const SESSION_EXPIRED_MESSAGE = /^raftkv: session of client "[^"]*" expired or is unknown;/;
+
 export function sessionExpired(clientId: string): KvError {
   return new KvError(
     'SESSION_EXPIRED',

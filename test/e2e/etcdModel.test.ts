@@ -13,8 +13,9 @@
 // metadata, and the answers must still be etcd's.
 //
 // RAFTKV_MODEL_SEEDS=1-20 runs other seeds (default 1-4),
-// RAFTKV_MODEL_MOVE_SEEDS those with leader moves (default 1-2),
-// RAFTKV_MODEL_OPS the number of requests per seed (default 400).
+// RAFTKV_MODEL_MOVE_SEEDS those with leader moves (default 1-2), either
+// empty for none, RAFTKV_MODEL_OPS the number of requests per seed
+// (default 400).
 
 import assert from 'node:assert/strict';
 import { type TestContext, after, before, describe, it } from 'node:test';
@@ -205,7 +206,8 @@ async function outcome(call: Promise<{ header?: kv.ResponseHeader }>): Promise<O
 }
 
 function seedsFromEnv(name: string, fallback: string): number[] {
-  const spec = process.env[name] ?? fallback;
+  const spec = (process.env[name] ?? fallback).trim();
+  if (spec === '') return [];
   const m = /^(\d+)(?:-(\d+))?$/.exec(spec);
   if (!m) throw new Error(`${name} must be N or N-M, got ${JSON.stringify(spec)}`);
   const lo = Number(m[1]);

@@ -202,6 +202,20 @@ describe('exactly-once increments when the leader is killed', { timeout: 120_000
       }
     });
   });
+
+  it("writes refused before they were proposed do not stop the client's next writes, each applied once", async () => {
+    await shared.run(async (tc) => {
+      // A new client whose first writes are refused by validation (they use up
+      // sequence numbers but never reach the log, so no session is made).
+      const client = tc.client();
+      await assert.rejects(client.put('', 'x'), /etcdserver: key is not provided/);
+      await assert.rejects(client.increment('', 1), /etcdserver: key is not provided/);
+      for (let i = 1; i <= 3; i++) assert.equal((await client.increment('counter/after-refusals', 1)).value, i);
+      const kv = (await client.get('counter/after-refusals')).kvs[0]!;
+      assert.equal(Buffer.from(kv.value).toString(), '3');
+      assert.equal(kv.version, 3, 'each increment applied once');
+    });
+  });
 });
 
 /**

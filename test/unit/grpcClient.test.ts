@@ -11,6 +11,7 @@ import { ClientArgumentError, ClientClosedError, GrpcStatusError, RaftKvClient, 
 import { methods } from '../../src/server/etcdpb.js';
 import { GrpcError, GrpcServer, addEtcdServices, sessionMetadata } from '../../src/server/grpc.js';
 import { GrpcStatus, type SessionMetadata } from '../../src/server/types.js';
+import { sessionExpired } from '../../src/kv/errors.js';
 import { CLUSTER_ID, FakeEtcd, MEMBER_ID } from '../e2e/fixtures/etcdFake.js';
 
 const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : Buffer.from(b).toString());
@@ -224,6 +225,84 @@ describe('raftkv client: exactly-once and failover', () => {
       client.close();
       await unavailable.close(100);
       await good.close(100);
+    }
+  });
+
+  /**
+   * A put handler with the server's session rule (kv/sessions.ts): an
+   * unknown client id is refused with sessionExpired() when its ack is past
+   * 1; an empty key is refused before that, as the proposer's validation
+   * does, so it creates no session. `first` answers the first attempts.
+   */
+  async function sessionServer(first: ((n: number) => void)[] = []) {
+    const seen: SessionMetadata[] = [];
+    const known = new Set<bigint>();
+    const server = new GrpcServer();
+    server.addUnary(methods.put, (req, call) => {
+      const s = sessionMetadata(call)!;
+      seen.push(s);
+      first[seen.length - 1]?.(seen.length);
+      if (req.key.length === 0) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'etcdserver: key is not provided');
+      const id = s.clientId.toString(16).padStart(16, '0');
+      if (!known.has(s.clientId) && s.ack > 1) throw new GrpcError(GrpcStatus.FAILED_PRECONDITION, sessionExpired(id).message);
+      known.add(s.clientId);
+      return { header: { clusterId: 0n, memberId: 0n, revision: seen.length, raftTerm: 1 } };
+    });
+    const { port } = await server.listen(0);
+    return { server, seen, endpoint: `127.0.0.1:${port}` };
+  }
+  /** Client ids 0x0101..., then 0x0202..., ...: one per session. */
+  const countingIds = () => {
+    let n = 0;
+    return (k: number) => new Uint8Array(k).fill(++n);
+  };
+
+  it('a write refused before it was proposed does not strand the session: the next one starts a new session at seq 1', async () => {
+    const { server, seen, endpoint } = await sessionServer();
+    const client = new RaftKvClient({ endpoints: [endpoint], randomBytes: countingIds() });
+    try {
+      await assert.rejects(client.put('', 'x'), /key is not provided/);
+      await client.put('k', 'v');
+      await client.put('k', 'w');
+      assert.deepEqual(
+        seen.map((s) => [s.clientId.toString(16), s.seq, s.ack]),
+        [
+          ['101010101010101', 1, 1], // refused before any session existed
+          ['101010101010101', 2, 2], // unknown id, ack past 1: "expired or unknown", not applied
+          ['202020202020202', 1, 1], // the same write under a new session
+          ['202020202020202', 2, 2],
+        ],
+      );
+      assert.equal(client.clientId, '0202020202020202');
+    } finally {
+      client.close();
+      await server.close(100);
+    }
+  });
+
+  it('a retry that an earlier attempt may have applied fails when the session is unknown; later writes use a new one', async () => {
+    const unavailable = () => {
+      throw new GrpcError(GrpcStatus.UNAVAILABLE, 'etcdserver: leader changed');
+    };
+    // The second write's first attempt: UNAVAILABLE from a server that may have proposed it.
+    const { server, seen, endpoint } = await sessionServer([() => {}, unavailable]);
+    const client = new RaftKvClient({ endpoints: [endpoint], randomBytes: countingIds() });
+    try {
+      await assert.rejects(client.put('', 'x'), /key is not provided/); // seq 1: the session is never created
+      await assert.rejects(client.put('k', 'v'), (e: GrpcStatusError) => e.grpcStatus === GrpcStatus.FAILED_PRECONDITION && /expired or is unknown/.test(e.message));
+      await client.put('k', 'w');
+      assert.deepEqual(
+        seen.map((s) => [s.clientId.toString(16), s.seq]),
+        [
+          ['101010101010101', 1], // the empty key: refused before any session existed
+          ['101010101010101', 2], // UNAVAILABLE: this attempt may have been applied...
+          ['101010101010101', 2], // ...so when its retry meets an unknown id, the write fails (outcome unknown)
+          ['202020202020202', 1], // the next write: a new session
+        ],
+      );
+    } finally {
+      client.close();
+      await server.close(100);
     }
   });
 
