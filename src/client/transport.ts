@@ -15,6 +15,8 @@ import { GrpcStatusError } from './errors.js';
 
 const FRAME_HEADER_BYTES = 5;
 const { NGHTTP2_CANCEL, NGHTTP2_REFUSED_STREAM } = http2.constants;
+/** How long a cancelled stream may take to close before it is destroyed (see unary). */
+const CANCEL_GRACE_MS = 1000;
 
 export interface ChannelOptions {
   /** How long to wait for the connection and the server's HTTP/2 SETTINGS before giving up on the endpoint. */
@@ -130,7 +132,12 @@ export class Channel {
       let timedOut = false;
       const timer = setTimeout(() => {
         timedOut = true;
+        reject(new GrpcStatusError(GrpcStatus.DEADLINE_EXCEEDED, 'context deadline exceeded', this.url));
         stream.close(NGHTTP2_CANCEL);
+        // close() ends the stream only once its RST_STREAM frame is written,
+        // and to a peer that stopped reading (a frozen process whose socket
+        // buffers are full) it never is: the stream would stay open for ever.
+        setTimeout(() => stream.destroy(), CANCEL_GRACE_MS).unref();
       }, timeoutMs);
       stream.on('response', (h) => {
         httpStatus = Number(h[':status']);
@@ -150,10 +157,7 @@ export class Channel {
       });
       stream.on('close', () => {
         clearTimeout(timer);
-        if (timedOut) {
-          reject(new GrpcStatusError(GrpcStatus.DEADLINE_EXCEEDED, 'context deadline exceeded', this.url));
-          return;
-        }
+        if (timedOut) return; // rejected at the deadline
         if (grpcStatus === undefined) {
           if (httpStatus !== 0 && httpStatus !== 200) {
             reject(new GrpcStatusError(statusFromHttp(httpStatus), `unexpected HTTP status ${httpStatus} from ${this.url}`, this.url));

@@ -5,6 +5,7 @@
 
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
 import { ClientArgumentError, ClientClosedError, GrpcStatusError, RaftKvClient, prefixEnd } from '../../src/client/index.js';
@@ -365,6 +366,51 @@ describe('raftkv client: exactly-once and failover', () => {
     } finally {
       client.close();
       await server.close(100);
+    }
+  });
+
+  it('fails at its deadline when the server stops reading with the connection backed up (a frozen process)', async () => {
+    // A server that completes the HTTP/2 handshake, opens its flow-control
+    // windows wide and then never reads again, as a SIGSTOPped member: the
+    // client's big request fills the socket buffers, so even the RST_STREAM
+    // that cancels it at the deadline cannot be written.
+    const frame = (type: number, flags: number, payload: Buffer): Buffer => {
+      const header = Buffer.alloc(9);
+      header.writeUIntBE(payload.length, 0, 3);
+      header[3] = type;
+      header[4] = flags;
+      return Buffer.concat([header, payload]);
+    };
+    const settings = Buffer.alloc(6);
+    settings.writeUInt16BE(0x4, 0); // SETTINGS_INITIAL_WINDOW_SIZE
+    settings.writeUInt32BE(0x7fffffff, 2);
+    const windowUpdate = Buffer.alloc(4);
+    windowUpdate.writeUInt32BE(0x7fff0000, 0);
+    const sockets: net.Socket[] = [];
+    const frozen = net.createServer((socket) => {
+      sockets.push(socket);
+      socket.pause();
+      socket.write(Buffer.concat([frame(0x4, 0, settings), frame(0x4, 1, Buffer.alloc(0)), frame(0x8, 0, windowUpdate)]));
+    });
+    await new Promise<void>((resolve) => frozen.listen(0, '127.0.0.1', resolve));
+    const port = (frozen.address() as net.AddressInfo).port;
+    const client = new RaftKvClient({ endpoints: [`127.0.0.1:${port}`], timeoutMs: 500, exactlyOnce: false });
+    try {
+      const t0 = performance.now();
+      const outcome = await Promise.race([
+        client.put('k', Buffer.alloc(32 << 20)).then(
+          () => 'answered',
+          (e: unknown) => (e instanceof GrpcStatusError ? e.grpcStatus : e),
+        ),
+        sleep(5000, 'still pending after 5 s', { ref: false }),
+      ]);
+      assert.equal(outcome, GrpcStatus.DEADLINE_EXCEEDED);
+      const took = performance.now() - t0;
+      assert.ok(took < 2000, `failed after ${took} ms`);
+    } finally {
+      client.close();
+      for (const s of sockets) s.destroy();
+      frozen.close();
     }
   });
 
