@@ -3,13 +3,14 @@
 # Debian's packages: etcd 3.4's etcdctl (the client the server must satisfy),
 # etcd itself (the baseline of `npm run bench -- server`), and chromium with
 # a font (the headless browser the visualiser's tests drive through
-# playwright-core). Idempotent:
+# playwright-core), and iproute2 (`ip`: the partition tests put each member
+# in a network namespace and cut the links between them). Idempotent:
 # packages already present are left alone. CI runs it before the tests so
 # that nothing skips there; elsewhere the tests that need a package skip and
 # say to run this script.
 set -euo pipefail
 
-packages=(etcd-client etcd-server chromium fonts-dejavu-core)
+packages=(etcd-client etcd-server chromium fonts-dejavu-core iproute2)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -29,6 +29,14 @@ export interface LocalClusterOptions {
   /** First client port; member i uses clientPort + i (peer port: + 100). 0 picks free ports. */
   readonly clientPort?: number;
   readonly host?: string;
+  /**
+   * A host per member instead of one for all (e.g. each in its own network
+   * namespace, so that a test can cut the links between them); needs
+   * clientPort, as a free port can only be looked for on this host.
+   */
+  readonly hosts?: readonly string[];
+  /** A command member i runs under, before node (e.g. `ip netns exec NS`): it must exec node in its place, keeping the pid that signals go to. */
+  readonly runUnder?: (i: number) => readonly string[];
   readonly token?: string;
   /** More `serve` flags for every member (e.g. --snapshot-count 100). */
   readonly extraFlags?: readonly string[];
@@ -64,9 +72,12 @@ export class LocalCluster {
   }
 
   static async create(options: LocalClusterOptions): Promise<LocalCluster> {
-    const host = options.host ?? '127.0.0.1';
+    if (options.hosts !== undefined && (options.hosts.length !== options.size || !options.clientPort)) {
+      throw new Error(`LocalCluster: hosts needs one host per member (${options.size}) and a clientPort`);
+    }
     const members: LocalMember[] = [];
     for (let i = 0; i < options.size; i++) {
+      const host = options.hosts?.[i] ?? options.host ?? '127.0.0.1';
       const clientPort = options.clientPort ? options.clientPort + i : await freePort(host);
       const peerPort = options.clientPort ? options.clientPort + 100 + i : await freePort(host);
       const name = `${options.clusterName ?? 'm'}${i + 1}`;
@@ -105,7 +116,8 @@ export class LocalCluster {
       throw new Error(`member ${m.name} is already running`);
     }
     mkdirSync(m.dataDir, { recursive: true });
-    const child = spawn(process.execPath, [...(this.options.nodeArgs ?? []), MAIN, 'serve', ...this.flags(i), ...extraFlags], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const command = [...(this.options.runUnder?.(i) ?? []), process.execPath, ...(this.options.nodeArgs ?? []), MAIN, 'serve', ...this.flags(i), ...extraFlags];
+    const child = spawn(command[0]!, command.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] });
     const keep = (d: Buffer): void => {
       const s = d.toString();
       m.log = (m.log + s).slice(-1_000_000);
