@@ -15,8 +15,9 @@
 //   other follower ignoring votes while it hears from the leader, §4.2.3),
 //   so the term and the leader stay as they were and writes go on.
 // - Random partitions (an isolated leader, an isolated member, one cut
-//   link) while clients read, write and compare-and-set through every
-//   member; the history must be linearizable and the replicas agree.
+//   link, an isolated leader killed and restarted while still cut off)
+//   while clients read, write and compare-and-set through every member;
+//   the history must be linearizable and the replicas agree.
 //
 // Needs Linux, root and iproute2 (scripts/install-deps.sh); otherwise the
 // tests skip and say why. PART_SEED picks the random choices (printed);
@@ -196,22 +197,35 @@ describe('network partitions (each member in its own network namespace)', { skip
           await sleep(r.range(300, 1000));
           const leader = await namedLeader(cluster, admin, ids);
           const holdMs = r.range(1000, 3000);
-          const kind = r.weighted<'leader' | 'member' | 'link'>([
+          const kind = r.weighted<'leader' | 'member' | 'link' | 'restart'>([
             ['leader', 4],
             ['member', 3],
             ['link', 3],
+            ['restart', 2],
           ]);
           if (kind === 'link') {
             const a = r.int(3);
             const b = (a + 1 + r.int(2)) % 3;
             faults.push(`cut ${names[a]}–${names[b]} for ${holdMs} ms`);
             net.cut(a, b);
+            await sleep(holdMs);
           } else {
-            const victim = kind === 'leader' && leader !== undefined ? leader : r.int(3);
-            faults.push(`isolate ${victim === leader ? 'leader ' : ''}${names[victim]} for ${holdMs} ms`);
+            const victim = kind !== 'member' && leader !== undefined ? leader : r.int(3);
+            const who = `${victim === leader ? 'leader ' : ''}${names[victim]}`;
             net.isolate(victim);
+            if (kind === 'restart') {
+              // It comes back from its disk while still cut off, and must
+              // rejoin without disturbing the leader elected meanwhile.
+              faults.push(`isolate ${who}, kill -9 and restart it while isolated, heal after ${holdMs} ms`);
+              await sleep(holdMs / 2);
+              await cluster.kill(victim);
+              cluster.start(victim);
+              await sleep(holdMs / 2);
+            } else {
+              faults.push(`isolate ${who} for ${holdMs} ms`);
+              await sleep(holdMs);
+            }
           }
-          await sleep(holdMs);
           net.heal();
         }
       };
