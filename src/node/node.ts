@@ -46,7 +46,7 @@ import type {
   StateType,
 } from '../raft/types.js';
 import { type ByteParts, partsLength } from '../storage/bytes.js';
-import { DiskStorage } from '../storage/diskStorage.js';
+import { DiskStorage, type StorageRecovery } from '../storage/diskStorage.js';
 import { StorageError } from '../storage/errors.js';
 import { NodeFileSystem } from '../storage/nodeFs.js';
 import type { Transport } from '../transport/types.js';
@@ -258,6 +258,28 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     this.confState = storage.initialState().confState;
   }
 
+  /**
+   * What opening the data directory found and did: an operator must learn
+   * of a torn write cut off the log, of leftovers removed and of damaged
+   * snapshots passed over, not only the storage's report.
+   */
+  private logRecovery(r: StorageRecovery): void {
+    const log = this.logger;
+    const where = { member: this.id };
+    log.info(
+      { ...where, segments: r.segments, records: r.records, bytes: r.bytes, snapshotIndex: r.snapshotIndex, firstIndex: r.firstIndex, lastIndex: r.lastIndex, term: r.hardState.term, commit: r.hardState.commit },
+      'recovered the log',
+    );
+    if (r.tornTail) {
+      log.warn(
+        { ...where, ...r.tornTail },
+        `cut a torn write off the end of the log (${r.tornTail.bytes} bytes at offset ${r.tornTail.offset} of ${r.tornTail.file}): a crash or a failed write interrupted it before it was synced, so it was never acknowledged`,
+      );
+    }
+    if (r.leftovers.length > 0) log.warn({ ...where, files: r.leftovers }, 'removed leftovers of interrupted file writes');
+    for (const s of r.skippedSnapshots) log.warn({ ...where, file: s.name, reason: s.reason }, 'passed over a damaged snapshot for an older one');
+  }
+
   private async start(): Promise<void> {
     const o = this.options;
     // The state machine comes back from the latest snapshot; the core then
@@ -273,6 +295,7 @@ export class RaftNode<Result = unknown> extends EventEmitter<NodeEvents> {
     for (const [id, url] of this.config.peers) this.members.set(id, url);
 
     const log = this.logger;
+    if (this.storage instanceof DiskStorage) this.logRecovery(this.storage.recovery);
     const coreLogger: Logger = {
       debug: (msg, fields) => log.debug({ member: this.id, ...fields }, msg),
       info: (msg, fields) => log.info({ member: this.id, ...fields }, msg),
