@@ -1,6 +1,10 @@
 // `raftkv serve`: one member of a raftkv cluster, started with etcd's flags.
 // It runs until SIGINT or SIGTERM, then stops gracefully: it stops taking
-// requests, finishes the disk write in flight and closes the log.
+// requests, finishes the disk write in flight and closes the log. A fatal
+// error (the disk refused a write: full, failing) stops it too, with exit
+// status 1, as etcd exits when it cannot write its WAL: a member that can
+// no longer persist must not keep its ports open and look alive to
+// clients, load balancers and whatever supervises it.
 
 import { SERVE_FLAGS, serverConfig } from '../server/config.js';
 import { createLogger } from '../server/log.js';
@@ -20,23 +24,23 @@ export async function serveCommand(argv: readonly string[]): Promise<number> {
   const server = await startServer(config, { log });
   return new Promise<number>((resolve) => {
     let stopping = false;
-    const stop = (signal: string): void => {
+    const stop = (why: Record<string, unknown>, status: number): void => {
       if (stopping) return;
       stopping = true;
-      log.info({ signal }, 'stopping');
+      log.info(why, 'stopping');
       server.stop().then(
-        () => resolve(0),
+        () => resolve(status),
         (e: unknown) => {
           log.error({ err: e }, 'stop failed');
           resolve(1);
         },
       );
     };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
+    process.once('SIGINT', () => stop({ signal: 'SIGINT' }, 0));
+    process.once('SIGTERM', () => stop({ signal: 'SIGTERM' }, 0));
     server.failed.then((e) => {
       log.error({ err: e }, 'member stopped on a fatal error');
-      resolve(1);
+      stop({ fatal: e.message }, 1);
     });
   });
 }
