@@ -170,20 +170,24 @@ export class SnapshotStore {
   }
 
   /**
-   * On open: removes what a crash while writing a snapshot leaves, snapshots
-   * newer than any the log names (it came between the rename and the
-   * marker) and temporary files (silently: nothing ever named them);
-   * returns the orphans' names. Only on open: at any other time a
-   * temporary file is a write in progress.
+   * On open: removes what a crash (or a failed write: a full disk) while
+   * writing a snapshot leaves, snapshots newer than any the log names (it
+   * came between the rename and the marker) and temporary files; returns
+   * their names (read-only: what it would remove). Only on open: at any
+   * other time a temporary file is a write in progress.
    */
   removeOrphans(newestNamed: number): string[] {
-    const orphans = this.list().filter((f) => f.index > newestNamed);
-    if (!this.readOnly) {
-      for (const f of orphans) this.fs.remove(joinPath(this.dir, f.name));
-      for (const name of this.fs.list(this.dir)) if (name.endsWith('.tmp')) this.fs.remove(joinPath(this.dir, name));
-      if (orphans.length > 0) this.fs.syncDir(this.dir);
+    const orphans = [
+      ...this.list()
+        .filter((f) => f.index > newestNamed)
+        .map((f) => f.name),
+      ...this.fs.list(this.dir).filter((name) => name.endsWith('.tmp')),
+    ];
+    if (!this.readOnly && orphans.length > 0) {
+      for (const name of orphans) this.fs.remove(joinPath(this.dir, name));
+      this.fs.syncDir(this.dir);
     }
-    return orphans.map((f) => f.name);
+    return orphans;
   }
 }
 

@@ -338,6 +338,7 @@ describe('snapshot files written in the background', () => {
     assert.equal(again.snapshotIndex(), 50);
     assert.equal(again.lastIndex(), 100);
     assert.ok(!fs.list(SNAP_DIR).includes(tmp), 'removed on open');
+    assert.ok(again.recovery.leftovers.includes(tmp), `reported as a leftover: ${JSON.stringify(again.recovery.leftovers)}`);
     again.close();
   });
 
