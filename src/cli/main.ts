@@ -8,6 +8,7 @@ import { walCommand } from './wal.js';
 import { serveCommand } from './serve.js';
 import { localCommand } from './local.js';
 import { kvCommand } from './kv.js';
+import { StorageError } from '../storage/errors.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<number>; help: string }> = {
   sim: { run: simCommand, help: 'run the deterministic cluster simulator (one seed, or a sweep)' },
@@ -37,6 +38,20 @@ async function main(argv: readonly string[]): Promise<number> {
   return cmd.run(rest);
 }
 
+/**
+ * What a command that failed prints. An error with a stable code is one
+ * the operator can act on (a damaged data directory, a port in use, a full
+ * disk): its message and code, without a stack trace; anything else is a
+ * bug, printed with its stack.
+ */
+function describeFailure(e: unknown): string {
+  if (!(e instanceof Error)) return String(e);
+  const code = (e as { code?: unknown }).code;
+  if (typeof code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(code)) return e.stack ?? e.message;
+  const hint = e instanceof StorageError ? '; `raftkv wal verify <data-dir>` checks the directory' : '';
+  return `${e.message} (${code}${hint})`;
+}
+
 // Output piped into `head` and the like: stop quietly when the reader goes.
 process.stdout.on('error', (e: NodeJS.ErrnoException) => {
   if (e.code === 'EPIPE') process.exit(0);
@@ -53,7 +68,7 @@ main(process.argv.slice(2)).then(
       process.exitCode = 2;
       return;
     }
-    process.stderr.write(`raftkv: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+    process.stderr.write(`raftkv: ${describeFailure(e)}\n`);
     process.exitCode = 1;
   },
 );
