@@ -14,6 +14,9 @@
 //   reaches both): it must not disturb the leader (PreVote, §9.6, and the
 //   other follower ignoring votes while it hears from the leader, §4.2.3),
 //   so the term and the leader stay as they were and writes go on.
+// - An increment sent to the leader just as it is cut off: the client
+//   retries it through the majority with the same sequence number, and it
+//   is applied once (the old leader's uncommitted copy is replaced).
 // - Random partitions (an isolated leader, an isolated member, one cut
 //   link, an isolated leader killed and restarted while still cut off)
 //   while clients read, write and compare-and-set through every member;
@@ -177,6 +180,44 @@ describe('network partitions (each member in its own network namespace)', { skip
         return text(v.kvs[0]?.value) === `v${writes}` ? true : undefined;
       });
       await assertReplicasAgree(cluster, admin, 'after healing the cut link');
+    }));
+
+  it('an increment sent to a leader as it is cut off, retried by the client through the majority, is applied once', () =>
+    shared.run(async (tc) => {
+      const { cluster } = tc;
+      const admin = tc.client({ timeoutMs: 5000 });
+      const KEY = 'once/counter';
+      await admin.increment(KEY);
+      const leader = await findLeader(tc, admin);
+      const majority = [0, 1, 2].filter((i) => i !== leader.index).map((i) => cluster.endpoints[i]!);
+      // The leader first: the increment goes there, and the client (exactly-once,
+      // the default) retries it with the same sequence number elsewhere.
+      const client = tc.client({ endpoints: [cluster.endpoints[leader.index]!, ...majority], timeoutMs: 30_000 });
+      await client.get(KEY); // connected to the leader
+      net.isolate(leader.index);
+      const sent = performance.now();
+      let res: Awaited<ReturnType<RaftKvClient['increment']>>;
+      try {
+        res = await client.increment(KEY);
+      } finally {
+        net.heal();
+      }
+      const tookMs = performance.now() - sent;
+      assert.equal(res.value, 2, 'the retried increment answers 2');
+      // Answered by the new leader: after the old one gave up on it.
+      assert.ok(tookMs > ELECTION_MS, `answered after ${tookMs.toFixed(0)} ms: before the old leader could have given up`);
+      // Healed: every member holds the counter at 2, written twice (the old
+      // leader's uncommitted copy of the increment was replaced, not applied).
+      for (let i = 0; i < 3; i++) {
+        const alone = tc.client({ endpoints: [cluster.endpoints[i]!], timeoutMs: 5000 });
+        const kv = await waitFor(`${cluster.members[i]!.name} applies the increment`, 15_000, async () => {
+          const got = (await alone.get(KEY, { serializable: true })).kvs[0];
+          return got !== undefined && text(got.value) === '2' ? got : undefined;
+        });
+        assert.equal(kv.version, 2, `${cluster.members[i]!.name}: the key was written twice`);
+      }
+      await assertReplicasAgree(cluster, admin, 'after the retried increment');
+      console.log(`partition: an increment sent to the cut-off leader ${cluster.members[leader.index]!.name} was answered ${res.value} after ${tookMs.toFixed(0)} ms, applied once on every member`);
     }));
 
   it(`concurrent get/put/txn-cas stay linearizable through random partitions (PART_SEED=${SEED})`, () =>
