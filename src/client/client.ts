@@ -3,7 +3,11 @@
 //
 // Failover: calls go to one endpoint at a time; a connection failure or an
 // UNAVAILABLE status moves to the next endpoint and sends the call again,
-// round the list with a growing pause, until the call's timeout.
+// round the list with a growing pause, until the call's timeout. So does an
+// attempt left unanswered for attemptTimeoutMs, when the call can be sent
+// again safely (a read, or a write with exactly-once metadata): a member
+// cut off from the rest of the cluster, or frozen, would otherwise hold it
+// for the whole timeout.
 //
 // Exactly-once (Raft dissertation §6.3): every write (put, delete, txn,
 // compact, increment) carries the client's random id and a sequence number
@@ -27,7 +31,7 @@ import type http2 from 'node:http2';
 import type * as kv from '../kv/types.js';
 import { type MethodDescriptor, methods, newRangeRequest } from '../server/etcdpb.js';
 import { ACK_HEADER, CLIENT_ID_HEADER, type HashKVResponse, type MemberListRequest, SEQ_HEADER } from '../server/types.js';
-import { ClientArgumentError, ClientClosedError, GrpcStatusError, isSessionExpired, isUnavailable } from './errors.js';
+import { ClientArgumentError, ClientClosedError, GrpcStatusError, isDeadlineExceeded, isSessionExpired, isUnavailable } from './errors.js';
 import { Channel } from './transport.js';
 
 export type Bytes = string | Uint8Array;
@@ -39,6 +43,15 @@ export interface ClientOptions {
   readonly timeoutMs?: number;
   /** Per endpoint: how long to wait for a connection before moving on (default 1000 ms). */
   readonly connectTimeoutMs?: number;
+  /**
+   * How long one attempt of a call that can safely be sent again (a read,
+   * or a write with exactly-once metadata) waits for its answer before the
+   * call moves on to the next endpoint (default: a third of timeoutMs, at
+   * least 1000 ms). A member cut off from the others holds a write until
+   * its own request timeout (etcd's: 5 s plus two election timeouts), longer
+   * than a whole call's default timeout.
+   */
+  readonly attemptTimeoutMs?: number;
   /** Send exactly-once metadata with writes (default true). */
   readonly exactlyOnce?: boolean;
   /** The source of the client id's 8 random bytes (default node:crypto). */
@@ -136,6 +149,7 @@ export class RaftKvClient {
   readonly endpoints: readonly string[];
   private readonly channels: Channel[];
   private readonly timeoutMs: number;
+  private readonly attemptTimeoutMs: number;
   private readonly exactlyOnce: boolean;
   private readonly randomBytes: (n: number) => Uint8Array;
   /** The endpoint calls go to now (an index into channels). */
@@ -149,6 +163,7 @@ export class RaftKvClient {
     const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
     this.channels = this.endpoints.map((url) => new Channel(url, { connectTimeoutMs }));
     this.timeoutMs = options.timeoutMs ?? 5000;
+    this.attemptTimeoutMs = options.attemptTimeoutMs ?? Math.max(1000, this.timeoutMs / 3);
     this.exactlyOnce = options.exactlyOnce ?? true;
     this.randomBytes = options.randomBytes ?? cryptoRandomBytes;
     this.sessionNow = this.newSession();
@@ -288,14 +303,17 @@ export class RaftKvClient {
     let seq = session?.begin() ?? 0;
     /** Whether an attempt of this write may have been applied (it reached a server, which may have proposed it). */
     let mayHaveRun = false;
+    /** A call sent again after an unanswered attempt can at worst run twice: only reads, and writes the server deduplicates. */
+    const repeatable = !write || this.exactlyOnce;
     try {
       let pause = 25;
       for (let attempt = 1; ; attempt++) {
         const i = this.current;
         const channel = this.channels[i]!;
         const metadata = session?.metadata(seq);
+        const left = Math.max(1, deadline - performance.now());
         try {
-          return await channel.unary(method, request, metadata, Math.max(1, deadline - performance.now()));
+          return await channel.unary(method, request, metadata, repeatable ? Math.min(left, this.attemptTimeoutMs) : left);
         } catch (e) {
           this.checkOpen();
           if (session !== undefined && isSessionExpired(e)) {
@@ -308,7 +326,9 @@ export class RaftKvClient {
             continue;
           }
           if (e instanceof GrpcStatusError && e.requestMayHaveRun) mayHaveRun = true;
-          if (!isUnavailable(e) || (write && !this.exactlyOnce && (e as GrpcStatusError).requestMayHaveRun)) throw e;
+          // The attempt's own limit passed, not the call's: try the next endpoint.
+          const unanswered = repeatable && isDeadlineExceeded(e) && deadline - performance.now() > 0;
+          if (!unanswered && (!isUnavailable(e) || (write && !this.exactlyOnce && (e as GrpcStatusError).requestMayHaveRun))) throw e;
           if (this.current === i) this.current = (i + 1) % this.channels.length;
           const left = deadline - performance.now();
           if (left <= 0) throw e;

@@ -52,12 +52,17 @@ export class ClientArgumentError extends ClientError {
   readonly code = 'CLIENT_BAD_ARGUMENT';
 }
 
-/** Whether a failed call may be sent again to another endpoint: the server said it is unavailable, or the connection failed. */
 /** The server knows no session by the client's id (kv/errors.ts sessionExpired): the client must start a new one. */
 export function isSessionExpired(e: unknown): boolean {
   return e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.FAILED_PRECONDITION && SESSION_EXPIRED_MESSAGE.test(e.message);
 }
 
+/** Whether a failed call may be sent again to another endpoint: the server said it is unavailable, or the connection failed. */
 export function isUnavailable(e: unknown): boolean {
   return e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.UNAVAILABLE;
+}
+
+/** The call (or one attempt of it) got no answer within its time. */
+export function isDeadlineExceeded(e: unknown): boolean {
+  return e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.DEADLINE_EXCEEDED;
 }

@@ -356,6 +356,52 @@ describe('raftkv client: exactly-once and failover', () => {
     }
   });
 
+  it('moves on from an endpoint that leaves an attempt unanswered: reads and exactly-once writes (same seq), not other writes', async () => {
+    // A member cut off from the others holds a write until its own request
+    // timeout, longer than the call's: the call must not wait there.
+    const seen: [string, number][] = [];
+    const silent = new GrpcServer();
+    silent.addUnary(methods.put, (_req, call) => {
+      seen.push(['silent', sessionMetadata(call)?.seq ?? 0]);
+      return new Promise(() => {});
+    });
+    silent.addUnary(methods.range, () => new Promise(() => {}));
+    const fake = new FakeEtcd();
+    const good = new GrpcServer();
+    const handlers = fake.handlers();
+    good.addUnary(methods.put, (req, call) => {
+      seen.push(['good', sessionMetadata(call)?.seq ?? 0]);
+      return handlers.put(req, call);
+    });
+    good.addUnary(methods.range, (req, call) => handlers.range(req, call));
+    const a = await silent.listen(0);
+    const b = await good.listen(0);
+    const endpoints = [`127.0.0.1:${a.port}`, `127.0.0.1:${b.port}`];
+    const client = new RaftKvClient({ endpoints, timeoutMs: 3000, attemptTimeoutMs: 200, randomBytes: fixedId(7) });
+    const once = new RaftKvClient({ endpoints, timeoutMs: 600, attemptTimeoutMs: 200, exactlyOnce: false });
+    try {
+      let t0 = performance.now();
+      await client.put('k', 'v');
+      assert.ok(performance.now() - t0 < 1500, `the put took ${performance.now() - t0} ms`);
+      assert.deepEqual(seen, [['silent', 1], ['good', 1]], 'the same write, seq 1, sent again to the next endpoint');
+      client.close();
+      const reader = new RaftKvClient({ endpoints, timeoutMs: 3000, attemptTimeoutMs: 200 });
+      t0 = performance.now();
+      assert.equal(Buffer.from((await reader.get('k')).kvs[0]!.value).toString(), 'v');
+      assert.ok(performance.now() - t0 < 1500, `the get took ${performance.now() - t0} ms`);
+      reader.close();
+      // Without exactly-once a write that may have run is never sent again: it waits out the call.
+      seen.length = 0;
+      await assert.rejects(once.put('k', 'w'), (e: unknown) => e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.DEADLINE_EXCEEDED);
+      assert.deepEqual(seen, [['silent', 0]]);
+    } finally {
+      client.close();
+      once.close();
+      await silent.close(100);
+      await good.close(100);
+    }
+  });
+
   it('fails with DEADLINE_EXCEEDED when the server does not answer in time', async () => {
     const server = new GrpcServer();
     server.addUnary(methods.range, () => new Promise(() => {}));
