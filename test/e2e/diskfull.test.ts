@@ -43,66 +43,66 @@ function skipReason(): string | undefined {
  * file is being written; with the default, while the log is appended to.
  */
 const fillTheDisk = (extraFlags: readonly string[]) => () =>
-    withCluster('diskfull', { size: 3, start: false, extraFlags }, async (tc) => {
-      const { cluster } = tc;
-      const full = 2;
-      const mountPoint = cluster.members[full]!.dataDir;
-      mkdirSync(mountPoint, { recursive: true });
-      execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${SMALL_MIB}m`, 'tmpfs', mountPoint]);
-      try {
-        cluster.startAll();
-        await cluster.waitAllHealthy();
-        const client = tc.client({ timeoutMs: 10_000 });
-        const key = (n: number) => `full/${String(n).padStart(4, '0')}`;
+  withCluster('diskfull', { size: 3, start: false, extraFlags }, async (tc) => {
+    const { cluster } = tc;
+    const full = 2;
+    const mountPoint = cluster.members[full]!.dataDir;
+    mkdirSync(mountPoint, { recursive: true });
+    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${SMALL_MIB}m`, 'tmpfs', mountPoint]);
+    try {
+      cluster.startAll();
+      await cluster.waitAllHealthy();
+      const client = tc.client({ timeoutMs: 10_000 });
+      const key = (n: number) => `full/${String(n).padStart(4, '0')}`;
 
-        // Write until the small disk's member has stopped, then a few more.
-        let written = 0;
-        while (cluster.running(full)) {
-          assert.ok(written < 4 * SMALL_MIB, `${cluster.members[full]!.name} still runs after ${written} MiB were written`);
-          await client.put(key(written), VALUE);
-          written++;
-        }
-        const stoppedAfter = written;
-        for (let n = 0; n < 5; n++) await client.put(key(written++), VALUE);
-        const exit = cluster.members[full]!.process!.exitCode;
-        assert.equal(exit, 1, 'the member exits with status 1');
-        const fatal = logLines(cluster, full, /^member stopped on a fatal error$/);
-        assert.equal(fatal.length, 1, 'it logs why it stopped');
-        assert.match(JSON.stringify(fatal[0]), /ENOSPC|no space left/i);
-
-        // Room again: it recovers its log and catches up.
-        execFileSync('mount', ['-o', 'remount,size=512m', mountPoint]);
-        const from = cluster.members[full]!.log.length;
-        cluster.start(full);
-        await cluster.waitHealthy(full);
-        const atFull = tc.client({ endpoints: [cluster.endpoints[full]!], timeoutMs: 10_000 });
-        const last = await atFull.get(key(written - 1));
-        assert.equal(last.kvs[0]?.value.length, VALUE.length);
-        const count = await atFull.get('full/', { prefix: true, countOnly: true, serializable: true });
-        assert.equal(count.count, written, `${cluster.members[full]!.name} holds every acknowledged key`);
-        await assertReplicasAgree(cluster, client, 'after the full disk');
-        // It says what it found on its disk.
-        const recovered = logLines(cluster, full, /^recovered the log$/, from);
-        assert.equal(recovered.length, 1, 'it logs what it recovered');
-        const torn = logLines(cluster, full, /^cut a torn write off the end of the log/, from);
-        const leftovers = logLines(cluster, full, /^removed leftovers of interrupted file writes$/, from);
-        // Nothing half-written is left lying on its disk (a failed snapshot
-        // write removes its own file; an open removes what a crash left).
-        const snapDir = join(mountPoint, 'member', 'snap');
-        assert.deepEqual(readdirSync(snapDir).filter((n) => n.endsWith('.tmp')), [], `temporary files in ${snapDir}`);
-        console.log(
-          `disk full: ${cluster.members[full]!.name} on a ${SMALL_MIB} MiB tmpfs stopped after ${stoppedAfter} puts of 1 MiB ` +
-            `(${JSON.stringify(fatal[0]?.err ?? fatal[0]).slice(0, 200)}); ${written} acknowledged in all; restarted with room, ` +
-            `it holds all of them; recovered ${recovered[0]!.records} records, last index ${recovered[0]!.lastIndex}` +
-            (torn.length > 0 ? `; ${String(torn[0]!.msg)}` : '; no torn write') +
-            (leftovers.length > 0 ? `; removed ${JSON.stringify(leftovers[0]!.files)}` : ''),
-        );
-      } finally {
-        await cluster.stopAll(2000);
-        await sleep(100);
-        execFileSync('umount', ['-l', mountPoint]);
+      // Write until the small disk's member has stopped, then a few more.
+      let written = 0;
+      while (cluster.running(full)) {
+        assert.ok(written < 4 * SMALL_MIB, `${cluster.members[full]!.name} still runs after ${written} MiB were written`);
+        await client.put(key(written), VALUE);
+        written++;
       }
-    });
+      const stoppedAfter = written;
+      for (let n = 0; n < 5; n++) await client.put(key(written++), VALUE);
+      const exit = cluster.members[full]!.process!.exitCode;
+      assert.equal(exit, 1, 'the member exits with status 1');
+      const fatal = logLines(cluster, full, /^member stopped on a fatal error$/);
+      assert.equal(fatal.length, 1, 'it logs why it stopped');
+      assert.match(JSON.stringify(fatal[0]), /ENOSPC|no space left/i);
+
+      // Room again: it recovers its log and catches up.
+      execFileSync('mount', ['-o', 'remount,size=512m', mountPoint]);
+      const from = cluster.members[full]!.log.length;
+      cluster.start(full);
+      await cluster.waitHealthy(full);
+      const atFull = tc.client({ endpoints: [cluster.endpoints[full]!], timeoutMs: 10_000 });
+      const last = await atFull.get(key(written - 1));
+      assert.equal(last.kvs[0]?.value.length, VALUE.length);
+      const count = await atFull.get('full/', { prefix: true, countOnly: true, serializable: true });
+      assert.equal(count.count, written, `${cluster.members[full]!.name} holds every acknowledged key`);
+      await assertReplicasAgree(cluster, client, 'after the full disk');
+      // It says what it found on its disk.
+      const recovered = logLines(cluster, full, /^recovered the log$/, from);
+      assert.equal(recovered.length, 1, 'it logs what it recovered');
+      const torn = logLines(cluster, full, /^cut a torn write off the end of the log/, from);
+      const leftovers = logLines(cluster, full, /^removed leftovers of interrupted file writes$/, from);
+      // Nothing half-written is left lying on its disk (a failed snapshot
+      // write removes its own file; an open removes what a crash left).
+      const snapDir = join(mountPoint, 'member', 'snap');
+      assert.deepEqual(readdirSync(snapDir).filter((n) => n.endsWith('.tmp')), [], `temporary files in ${snapDir}`);
+      console.log(
+        `disk full: ${cluster.members[full]!.name} on a ${SMALL_MIB} MiB tmpfs stopped after ${stoppedAfter} puts of 1 MiB ` +
+          `(${JSON.stringify(fatal[0]?.err ?? fatal[0]).slice(0, 200)}); ${written} acknowledged in all; restarted with room, ` +
+          `it holds all of them; recovered ${recovered[0]!.records} records, last index ${recovered[0]!.lastIndex}` +
+          (torn.length > 0 ? `; ${String(torn[0]!.msg)}` : '; no torn write') +
+          (leftovers.length > 0 ? `; removed ${JSON.stringify(leftovers[0]!.files)}` : ''),
+      );
+    } finally {
+      await cluster.stopAll(2000);
+      await sleep(100);
+      execFileSync('umount', ['-l', mountPoint]);
+    }
+  });
 
 describe('a full disk', { skip: skipReason(), timeout: 180_000 }, () => {
   it('stops the member whose log cannot be appended to; the others go on; given room, it recovers and catches up', fillTheDisk([]));
