@@ -15,6 +15,10 @@
 // - A duplicate sent by hand (same client id and sequence number, crafted
 //   metadata) to each member gets the saved response; once acknowledged,
 //   it is refused, never applied.
+// - Sent to a frozen member (SIGSTOP): the client gives up on that attempt
+//   and the next member answers within the call's timeout; resumed, the
+//   frozen member may propose the copy waiting in its socket, which is not
+//   applied again.
 
 import assert from 'node:assert/strict';
 import * as net from 'node:net';
@@ -214,6 +218,41 @@ describe('exactly-once increments when the leader is killed', { timeout: 120_000
       const kv = (await client.get('counter/after-refusals')).kvs[0]!;
       assert.equal(Buffer.from(kv.value).toString(), '3');
       assert.equal(kv.version, 3, 'each increment applied once');
+    });
+  });
+
+  it('an increment sent to a frozen member (SIGSTOP) is answered through the next one in time; resumed, the frozen copy is not applied again', async () => {
+    await shared.run(async (tc) => {
+      const { cluster } = tc;
+      const KEY = 'counter/frozen';
+      const observer = tc.client();
+      const leader = await findLeader(tc, observer);
+      const frozen = (leader.index + 1) % 3;
+      // The frozen member first; the default 5 s timeout.
+      const client = tc.client({ endpoints: endpointsFrom(tc, frozen), timeoutMs: 5000 });
+      await client.get(KEY); // connected to it
+      cluster.signal(frozen, 'SIGSTOP');
+      let took: number;
+      try {
+        const t0 = performance.now();
+        const res = await client.increment(KEY);
+        took = performance.now() - t0;
+        assert.equal(res.value, 1);
+      } finally {
+        cluster.signal(frozen, 'SIGCONT');
+      }
+      // Resumed, the frozen member finds the increment waiting in its socket
+      // (and, after it, the client's cancel); if it proposes it, the entry
+      // carries the same client id and sequence number, so it is answered
+      // from the session table, not applied again.
+      await cluster.waitAllHealthy();
+      await sleep(500);
+      for (let i = 0; i < 3; i++) {
+        const kv = (await tc.client({ endpoints: [cluster.endpoints[i]!] }).get(KEY)).kvs[0];
+        assert.equal(valueOf(kv), 1, `${cluster.members[i]!.name} has the counter at ${valueOf(kv)}`);
+        assert.equal(kv!.version, 1, `${cluster.members[i]!.name}: written once`);
+      }
+      console.log(`exactly-once: an increment sent to frozen ${cluster.members[frozen]!.name} was answered after ${took.toFixed(0)} ms through the next member; applied once`);
     });
   });
 });
