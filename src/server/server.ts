@@ -97,6 +97,11 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     snapshotCount: config.snapshotCount,
     logger: log.child({ part: 'raft' }),
   });
+  // From here on: a node that fails while the member is still starting (a
+  // full disk as it catches up) must stop the start, not go unnoticed.
+  let resolveFailed!: (e: Error) => void;
+  const failed = new Promise<Error>((r) => (resolveFailed = r));
+  node.on('fatal', (e) => resolveFailed(e));
 
   // The visualiser's live feed (GET /ui/events) and its timeline, from the start.
   const feed = new UiFeed({
@@ -310,6 +315,7 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
   const listeners: ClientListener[] = [];
   try {
     await publish();
+    if (node.failure) throw node.failure;
     for (const url of config.listenClientURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
     for (const url of config.listenMetricsURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
   } catch (e) {
@@ -354,10 +360,6 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
     ]);
     clearTimeout(timer);
   };
-
-  let resolveFailed!: (e: Error) => void;
-  const failed = new Promise<Error>((r) => (resolveFailed = r));
-  node.on('fatal', (e) => resolveFailed(e));
 
   return {
     node,

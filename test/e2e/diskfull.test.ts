@@ -2,7 +2,8 @@
 // 1 MiB values are written to the cluster until the member can no longer
 // append to its log. It must stop (exit 1, naming the error) rather than
 // go on acknowledging what it cannot keep; the other two go on serving;
-// given room again and restarted, it recovers what it had (a write cut
+// restarted on the still full disk it stops again (it must not hang half
+// started); given room again and restarted, it recovers what it had (a write cut
 // short by the full disk is a torn tail, never corruption), catches up,
 // and holds the same history as the others. Nothing acknowledged is lost.
 //
@@ -69,6 +70,18 @@ const fillTheDisk = (extraFlags: readonly string[]) => () =>
       const fatal = logLines(cluster, full, /^member stopped on a fatal error$/);
       assert.equal(fatal.length, 1, 'it logs why it stopped');
       assert.match(JSON.stringify(fatal[0]), /ENOSPC|no space left/i);
+
+      // Restarted on the still full disk it fails again as it catches up, and
+      // must exit, not hang half-started.
+      const before = cluster.members[full]!.log.length;
+      const again = cluster.start(full);
+      const status = await new Promise<number | null>((resolve) => {
+        const timer = setTimeout(() => resolve(null), 30_000);
+        again.once('exit', (code) => (clearTimeout(timer), resolve(code)));
+      });
+      const restartLog = cluster.members[full]!.log.slice(before);
+      assert.equal(status, 1, `restarted on a full disk it exits with status 1 (got ${status}):\n${restartLog.slice(-2000)}`);
+      assert.match(restartLog, /^raftkv: node stopped after a fatal storage error: .*(ENOSPC|no space left).*\(NODE_FAILED\)$/m);
 
       // Room again: it recovers its log and catches up.
       execFileSync('mount', ['-o', 'remount,size=512m', mountPoint]);
