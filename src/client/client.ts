@@ -311,9 +311,9 @@ export class RaftKvClient {
         const i = this.current;
         const channel = this.channels[i]!;
         const metadata = session?.metadata(seq);
-        const left = Math.max(1, deadline - performance.now());
+        const untilDeadline = Math.max(1, deadline - performance.now());
         try {
-          return await channel.unary(method, request, metadata, repeatable ? Math.min(left, this.attemptTimeoutMs) : left);
+          return await channel.unary(method, request, metadata, repeatable ? Math.min(untilDeadline, this.attemptTimeoutMs) : untilDeadline);
         } catch (e) {
           this.checkOpen();
           if (session !== undefined && isSessionExpired(e)) {

@@ -32,32 +32,14 @@ import { after, before, describe, it } from 'node:test';
 
 import { GrpcStatus, GrpcStatusError, type RaftKvClient } from '../../src/client/index.js';
 import { Random } from '../../src/sim/random.js';
-import { SharedCluster, type TestCluster, assertReplicasAgree, findLeader, sleep } from './fixtures/cluster.js';
-import { History, memberIdList, namedLeader, startWorkload, withTimeout } from './fixtures/history.js';
+import { SharedCluster, type TestCluster, assertReplicasAgree, findLeader, sleep, waitFor } from './fixtures/cluster.js';
+import { History, memberIdList, namedLeader, startWorkload, text, withTimeout } from './fixtures/history.js';
 import { TestNetwork, netnsSkipReason } from './fixtures/netns.js';
 
 const SEED = Number(process.env.PART_SEED ?? Math.floor(Math.random() * 2 ** 31));
 const PARTITION_MS = Number(process.env.PART_SECONDS ?? 20) * 1000;
 /** FAST_FLAGS' election timeout. */
 const ELECTION_MS = 500;
-const text = (b: Uint8Array | undefined) => (b === undefined ? undefined : Buffer.from(b).toString('utf8'));
-
-/** Polls `probe` until it returns a value (errors count as "not yet"), or fails after `ms` naming `what` and the last answer. */
-async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = performance.now() + ms;
-  let last = '';
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-      last = 'not yet';
-    } catch (e) {
-      last = (e as Error).message;
-    }
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${ms} ms (last: ${last})`);
-    await sleep(50);
-  }
-}
 
 /** Member i's view: the leader it names and its term (within 1 s: an isolated member still answers its clients). */
 async function view(tc: TestCluster, admin: RaftKvClient, i: number): Promise<{ leader: bigint; term: number }> {

@@ -16,7 +16,10 @@ import { after, before, describe, it } from 'node:test';
 
 import { type Browser, type Page, chromium } from 'playwright-core';
 
-import { sleep, withCluster } from './fixtures/cluster.js';
+import { waitFor as poll, withCluster } from './fixtures/cluster.js';
+
+/** The page is polled every 100 ms. */
+const waitFor = <T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> => poll(what, ms, probe, 100);
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const PAGE = fileURLToPath(new URL('../../ui/index.html', import.meta.url));
@@ -60,21 +63,6 @@ async function roles(page: Page): Promise<Map<string, { role: string; term: numb
     els.map((e) => [e.getAttribute('data-testid')!.slice('node-'.length), e.getAttribute('data-role') ?? '', Number(e.getAttribute('data-term'))] as const),
   );
   return new Map(nodes.map(([id, role, term]) => [id, { role, term }]));
-}
-
-async function waitFor<T>(what: string, ms: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + ms;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}${last ? `: ${String(last)}` : ''}`);
-    await sleep(100);
-  }
 }
 
 /** Moves the speed slider to its maximum, as a user dragging it would. */
