@@ -1,8 +1,9 @@
-// A lean gRPC server on node:http2 (cleartext h2c, as etcd serves http://
-// client URLs): the protocol of https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md
-// for unary and server-streaming methods, and nothing else. It exists
-// because @grpc/grpc-js spends about 1.6x the CPU per call on the server
-// (bench/grpc.ts, docs/server.md).
+// A lean gRPC server on raftkv's own HTTP/2 server (h2.ts; cleartext h2c, as
+// etcd serves http:// client URLs): the protocol of
+// https://github.com/grpc/grpc/blob/master/doc/PROTOCOL-HTTP2.md for unary
+// and server-streaming methods, and nothing else. It exists because
+// @grpc/grpc-js spends about 1.6x the CPU per call on the server, and
+// node:http2 under it most of the rest (bench/grpc.ts, docs/server.md).
 //
 // A call: a POST to "/package.Service/Method" with content-type
 // application/grpc, carrying one length-prefixed message (a compressed-flag
@@ -18,11 +19,13 @@
 // "etcdserver: key is not provided") are sent as they are; anything else is
 // logged and sent as UNKNOWN without its details.
 
-import http2 from 'node:http2';
-import type { AddressInfo } from 'node:net';
+import type http2 from 'node:http2';
+import * as net from 'node:net';
 
 import type * as kv from '../kv/types.js';
 import { type Codec, type MethodDescriptor, methods } from './etcdpb.js';
+import { H2Code, H2Connection, type H2Handler, type H2Options, type H2Stream, type H2StreamListener, type RequestHeaders } from './h2.js';
+import { encodeHeaderBlock } from './hpack.js';
 import { ProtoDecodeError } from './proto.js';
 import {
   ACK_HEADER,
@@ -95,8 +98,10 @@ export interface GrpcServerOptions {
   readonly streamWindowBytes?: number;
   /** HTTP/2 flow-control window per connection, in bytes (default 16 MiB). */
   readonly connectionWindowBytes?: number;
-  /** node:http2's maxSessionMemory, in MiB (default 64): buffered data beyond it refuses new streams. */
-  readonly maxSessionMemoryMiB?: number;
+  /** Response data queued on a connection beyond which it refuses new streams, in MiB (default 64). */
+  readonly maxQueuedMiB?: number;
+  /** Open streams per connection beyond which new ones are refused (default 10,000). */
+  readonly maxConcurrentStreams?: number;
 }
 
 interface Route {
@@ -107,46 +112,60 @@ interface Route {
   readonly stream: ServerStreamHandler<unknown, unknown> | undefined;
 }
 
-const RESPONSE_HEADERS: http2.OutgoingHttpHeaders = Object.freeze({ ':status': 200, 'content-type': 'application/grpc' });
-const OK_TRAILERS: http2.OutgoingHttpHeaders = Object.freeze({ 'grpc-status': '0' });
-// sendDate: gRPC has no use for the date header node adds by default.
-const RESPOND_WITH_TRAILERS = { waitForTrailers: true, sendDate: false } as http2.ServerStreamResponseOptions;
-const RESPOND_AND_END = { endStream: true, sendDate: false } as http2.ServerStreamResponseOptions;
-const FRAME_HEADER_BYTES = 5;
+type Fields = ReadonlyArray<readonly [string, string]>;
 
-/** The call served on a stream, kept on the stream itself so listeners can be shared functions. */
-const kCall = Symbol('raftkv.grpc.call');
-type CallStream = http2.ServerHttp2Stream & { [kCall]?: Call };
+const RESPONSE_FIELDS: Fields = [
+  [':status', '200'],
+  ['content-type', 'application/grpc'],
+];
+/** The header blocks of every successful call, encoded once (they change no HPACK table). */
+const RESPONSE_HEADERS = encodeHeaderBlock(RESPONSE_FIELDS);
+const OK_TRAILERS = encodeHeaderBlock([['grpc-status', '0']]);
+const TRAILERS_ONLY_OK = encodeHeaderBlock([...RESPONSE_FIELDS, ['grpc-status', '0']]);
+const FRAME_HEADER_BYTES = 5;
+/** The largest header list a client may send (SETTINGS_MAX_HEADER_LIST_SIZE; node:http2's default). */
+const MAX_HEADER_LIST_BYTES = 64 * 1024;
 
 export class GrpcServer {
   private readonly routes = new Map<string, Route>();
   private readonly services = new Set<string>();
-  private readonly sessions = new Set<http2.ServerHttp2Session>();
-  private readonly http: http2.Http2Server;
+  private readonly connections = new Set<H2Connection>();
+  private readonly h2Options: H2Options;
+  private readonly h2Handler: H2Handler;
+  private server: net.Server | undefined;
+  /** close() was called: connections that arrive now are turned away. */
+  private closing = false;
   readonly maxReceiveMessageBytes: number;
   readonly onHandlerError: (error: unknown, path: string) => void;
-  private readonly connectionWindowBytes: number;
 
   constructor(options: GrpcServerOptions = {}) {
     this.maxReceiveMessageBytes = options.maxReceiveMessageBytes ?? DEFAULT_MAX_REQUEST_BYTES + GRPC_OVERHEAD_BYTES;
     this.onHandlerError = options.onHandlerError ?? logHandlerError;
-    this.connectionWindowBytes = options.connectionWindowBytes ?? 16 * 1024 * 1024;
-    this.http = http2.createServer({
-      maxSessionMemory: options.maxSessionMemoryMiB ?? 64,
-      settings: { initialWindowSize: options.streamWindowBytes ?? 1024 * 1024 },
-    });
-    this.http.on('session', (session) => this.onSession(session));
-    this.http.on('stream', (stream, headers) => this.onStream(stream, headers));
-    // A broken connection ends its calls (their 'close' events); nothing to report.
-    this.http.on('sessionError', () => {});
+    this.h2Options = {
+      streamWindowBytes: options.streamWindowBytes ?? 1024 * 1024,
+      connectionWindowBytes: options.connectionWindowBytes ?? 16 * 1024 * 1024,
+      maxHeaderListBytes: MAX_HEADER_LIST_BYTES,
+      maxConcurrentStreams: options.maxConcurrentStreams ?? 10_000,
+      maxQueuedBytes: (options.maxQueuedMiB ?? 64) * 1024 * 1024,
+    };
+    this.h2Handler = {
+      onStream: (stream, headers) => this.onStream(stream, headers),
+      onConnectionClose: (connection) => this.connections.delete(connection),
+      onHandlerError: (error) => this.onHandlerError(error, '(HTTP/2)'),
+    };
   }
 
   /**
-   * The HTTP/2 server doing the protocol work, for a listener that routes
-   * connections to it itself (one client port for gRPC and HTTP/1.1).
+   * Serves an HTTP/2 connection, for a listener that routes connections
+   * itself (one client port for gRPC and HTTP/1.1); `head`: the bytes
+   * already read from it, from the client preface on.
    */
-  get http2Server(): http2.Http2Server {
-    return this.http;
+  serveConnection(socket: net.Socket, head: Buffer = Buffer.alloc(0)): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.connections.add(new H2Connection(socket, this.h2Handler, this.h2Options, head));
   }
 
   /** Serves a unary method. */
@@ -178,63 +197,57 @@ export class GrpcServer {
     });
   }
 
-  /** Listens on host:port (port 0: any free port) and resolves with the address. */
-  listen(port: number, host = '127.0.0.1'): Promise<AddressInfo> {
+  /** Listens on host:port (port 0: any free port) for gRPC alone, and resolves with the address. */
+  listen(port: number, host = '127.0.0.1'): Promise<net.AddressInfo> {
+    // No Nagle: an answer is one small write (see listen.ts).
+    const server = net.createServer({ noDelay: true }, (socket) => this.serveConnection(socket));
+    this.server = server;
     return new Promise((resolve, reject) => {
-      const onError = (err: Error) => reject(err);
-      this.http.once('error', onError);
-      this.http.listen(port, host, () => {
-        this.http.off('error', onError);
-        resolve(this.http.address() as AddressInfo);
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        resolve(server.address() as net.AddressInfo);
       });
     });
   }
 
-  address(): AddressInfo | undefined {
-    return (this.http.address() as AddressInfo | null) ?? undefined;
+  address(): net.AddressInfo | undefined {
+    return (this.server?.address() as net.AddressInfo | null | undefined) ?? undefined;
   }
 
   /**
    * Stops accepting connections, sends GOAWAY on the open ones and lets
    * their calls finish; after `graceMs` the connections that are left are
-   * closed hard.
+   * closed hard. Resolves when every connection is closed.
    */
   close(graceMs = 1000): Promise<void> {
-    return new Promise((resolve) => {
-      this.http.close(() => resolve());
-      for (const s of this.sessions) s.close();
-      if (this.sessions.size > 0) {
-        setTimeout(() => {
-          for (const s of this.sessions) s.destroy();
-        }, graceMs).unref();
-      }
-    });
+    this.closing = true;
+    const listening = this.server === undefined ? Promise.resolve() : new Promise<void>((resolve) => this.server!.close(() => resolve()));
+    const connections = [...this.connections];
+    const closed = connections.map((c) => new Promise<void>((resolve) => c.onceClosed(resolve)));
+    for (const c of connections) c.close();
+    if (connections.length > 0) {
+      setTimeout(() => {
+        for (const c of connections) c.destroy();
+      }, graceMs).unref();
+    }
+    return Promise.all([listening, ...closed]).then(() => undefined);
   }
 
-  private onSession(session: http2.ServerHttp2Session): void {
-    this.sessions.add(session);
-    session.on('close', () => this.sessions.delete(session));
-    session.on('error', ignore);
-    // The connection window is not a SETTINGS value: raise it with a WINDOW_UPDATE.
-    session.setLocalWindowSize(this.connectionWindowBytes);
-  }
-
-  private onStream(stream: CallStream, headers: http2.IncomingHttpHeaders): void {
-    stream.on('error', ignore);
+  private onStream(stream: H2Stream, headers: RequestHeaders): void {
     if (headers[':method'] !== 'POST') {
-      stream.respond({ ':status': 405 }, RESPOND_AND_END);
+      stream.respond(STATUS_405, true);
       return;
     }
     const contentType = headers['content-type'];
     if (typeof contentType !== 'string' || !/^application\/grpc(?:$|[+;])/.test(contentType)) {
-      stream.respond({ ':status': 415 }, RESPOND_AND_END);
+      stream.respond(STATUS_415, true);
       return;
     }
-    const path = headers[':path'] ?? '';
+    const path = headers[':path'] as string;
     const route = this.routes.get(path);
     const call = new Call(this, stream, headers, path, route);
-    stream[kCall] = call;
-    stream.on('close', onStreamClose);
+    stream.listener = call;
     if (route === undefined) {
       call.fail(GrpcStatus.UNIMPLEMENTED, this.unknownMethod(path));
       return;
@@ -242,7 +255,7 @@ export class GrpcServer {
     const encoding = headers['grpc-encoding'];
     if (encoding !== undefined && encoding !== 'identity') {
       // The gRPC spec: an encoding the server does not support is UNIMPLEMENTED, with the ones it does.
-      call.fail(GrpcStatus.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding "${String(encoding)}"`, { 'grpc-accept-encoding': 'identity' });
+      call.fail(GrpcStatus.UNIMPLEMENTED, `grpc: Decompressor is not installed for grpc-encoding "${String(encoding)}"`, [['grpc-accept-encoding', 'identity']]);
       return;
     }
     const timeout = headers['grpc-timeout'];
@@ -254,8 +267,6 @@ export class GrpcServer {
       }
       call.startDeadline(ms);
     }
-    stream.on('data', onStreamData);
-    stream.on('end', onStreamEnd);
   }
 
   private unknownMethod(path: string): string {
@@ -275,29 +286,12 @@ export class GrpcServer {
   }
 }
 
-function ignore(): void {}
+const STATUS_405 = encodeHeaderBlock([[':status', '405']]);
+const STATUS_415 = encodeHeaderBlock([[':status', '415']]);
 
 function logHandlerError(error: unknown, path: string): void {
   const text = error instanceof Error ? (error.stack ?? error.message) : String(error);
   process.stderr.write(`raftkv grpc: ${path} failed: ${text}\n`);
-}
-
-// Listeners shared by every stream: `this` is the stream, the call hangs off it.
-
-function onStreamData(this: CallStream, chunk: Buffer): void {
-  this[kCall]!.receive(chunk);
-}
-
-function onStreamEnd(this: CallStream): void {
-  this[kCall]!.received();
-}
-
-function onStreamClose(this: CallStream): void {
-  this[kCall]!.closed();
-}
-
-function onWantTrailers(this: CallStream): void {
-  this.sendTrailers(this[kCall]!.trailers);
 }
 
 function onDeadline(call: Call): void {
@@ -305,11 +299,9 @@ function onDeadline(call: Call): void {
 }
 
 /** One call: reads its request, runs its handler, answers. */
-class Call implements ServerStreamCall<unknown> {
+class Call implements ServerStreamCall<unknown>, H2StreamListener {
   readonly deadline: number = Infinity;
   finished = false;
-  /** The trailers to send once the response data is out. */
-  trailers: http2.OutgoingHttpHeaders = OK_TRAILERS;
   private headersSent = false;
   private chunks: Buffer[] = [];
   private bytes = 0;
@@ -317,9 +309,12 @@ class Call implements ServerStreamCall<unknown> {
   private abortReason: GrpcError | undefined;
   private timer: NodeJS.Timeout | undefined;
 
+  /** Resolves a send() waiting for the stream to take more. */
+  private onWritable: (() => void) | undefined;
+
   constructor(
     private readonly server: GrpcServer,
-    private readonly stream: CallStream,
+    private readonly stream: H2Stream,
     readonly metadata: http2.IncomingHttpHeaders,
     readonly path: string,
     private readonly route: Route | undefined,
@@ -338,7 +333,7 @@ class Call implements ServerStreamCall<unknown> {
     this.timer = setTimeout(onDeadline, ms, this);
   }
 
-  receive(chunk: Buffer): void {
+  onData(chunk: Buffer): void {
     if (this.finished) return;
     this.chunks.push(chunk);
     const before = this.bytes;
@@ -377,7 +372,7 @@ class Call implements ServerStreamCall<unknown> {
   }
 
   /** The client half-closed: the request is complete. */
-  received(): void {
+  onEnd(): void {
     if (this.finished) return;
     const route = this.route!;
     const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.bytes);
@@ -431,15 +426,10 @@ class Call implements ServerStreamCall<unknown> {
     }
     this.finish();
     const stream = this.stream;
-    if (stream.destroyed) return;
-    try {
-      stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
-      stream.on('wantTrailers', onWantTrailers);
-      stream.end(frame);
-    } catch (e) {
-      // The stream went away under us (the connection broke): nobody to answer.
-      if (!stream.destroyed) this.server.onHandlerError(e, this.path);
-    }
+    // A stream already closed (the connection broke) ignores these: nobody to answer.
+    stream.respond(RESPONSE_HEADERS);
+    stream.write(frame);
+    stream.end(OK_TRAILERS);
   }
 
   private async runStream(handler: ServerStreamHandler<unknown, unknown>, request: unknown): Promise<void> {
@@ -451,8 +441,8 @@ class Call implements ServerStreamCall<unknown> {
     }
     if (this.finished) return;
     this.finish();
-    if (this.headersSent) this.stream.end();
-    else this.respondTrailersOnly(OK_TRAILERS);
+    if (this.headersSent) this.stream.end(OK_TRAILERS);
+    else this.stream.respond(TRAILERS_ONLY_OK, true);
   }
 
   send(response: unknown): Promise<void> {
@@ -461,20 +451,20 @@ class Call implements ServerStreamCall<unknown> {
     const stream = this.stream;
     if (!this.headersSent) {
       this.headersSent = true;
-      stream.respond(RESPONSE_HEADERS, RESPOND_WITH_TRAILERS);
-      stream.on('wantTrailers', onWantTrailers);
+      stream.respond(RESPONSE_HEADERS);
     }
     if (stream.write(frame)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      const done = () => {
-        stream.off('drain', done);
-        stream.off('close', done);
+      this.onWritable = () => {
+        this.onWritable = undefined;
         if (this.finished && this.abortReason !== undefined) reject(this.abortReason);
         else resolve();
       };
-      stream.on('drain', done);
-      stream.on('close', done);
     });
+  }
+
+  onDrain(): void {
+    this.onWritable?.();
   }
 
   /** A response message framed for the wire: the 5-byte header is written into the encoder's headroom. */
@@ -496,28 +486,17 @@ class Call implements ServerStreamCall<unknown> {
    * `stopUpload`: the request is refused while the client may still be
    * sending it (too large, a bad frame): reset the stream so it stops.
    */
-  fail(status: GrpcStatus, message: string, extra?: http2.OutgoingHttpHeaders, stopUpload = false): void {
+  fail(status: GrpcStatus, message: string, extra?: Fields, stopUpload = false): void {
     if (this.finished) return;
     this.finish();
     this.chunks = [];
-    const trailers: http2.OutgoingHttpHeaders = { 'grpc-status': String(status), 'grpc-message': encodeGrpcMessage(message), ...extra };
-    if (this.headersSent) {
-      this.trailers = trailers;
-      this.stream.end();
-    } else {
-      this.respondTrailersOnly(trailers);
-    }
+    const trailers: Fields = [['grpc-status', String(status)], ['grpc-message', encodeGrpcMessage(message)], ...(extra ?? [])];
+    if (this.headersSent) this.stream.end(encodeHeaderBlock(trailers));
+    else this.stream.respond(encodeHeaderBlock([...RESPONSE_FIELDS, ...trailers]), true);
     // After our END_STREAM, RST_STREAM(NO_ERROR) tells a client that is
     // still sending to stop (RFC 9113 §8.1); otherwise the rest of the
     // request is read and dropped.
-    if (stopUpload && !this.stream.destroyed) this.stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    else this.stream.resume();
-  }
-
-  private respondTrailersOnly(trailers: http2.OutgoingHttpHeaders): void {
-    const stream = this.stream;
-    if (stream.destroyed) return;
-    stream.respond({ ...RESPONSE_HEADERS, ...trailers }, RESPOND_AND_END);
+    if (stopUpload && !this.stream.remoteEnded) this.stream.reset(H2Code.NO_ERROR);
   }
 
   private finish(): void {
@@ -536,11 +515,13 @@ class Call implements ServerStreamCall<unknown> {
   }
 
   /** The stream is gone: if the call was not answered, the client cancelled it or the connection broke. */
-  closed(): void {
-    if (this.finished) return;
-    this.finish();
-    this.chunks = [];
-    this.abort(new GrpcError(GrpcStatus.CANCELLED, 'context canceled'));
+  onClose(): void {
+    if (!this.finished) {
+      this.finish();
+      this.chunks = [];
+      this.abort(new GrpcError(GrpcStatus.CANCELLED, 'context canceled'));
+    }
+    this.onWritable?.();
   }
 
   private abort(reason: GrpcError): void {

@@ -1,9 +1,8 @@
-// HPACK (RFC 7541), the header compression of HTTP/2: a decoder that keeps
-// the dynamic table of one direction of a connection, and the one encoding
-// raftkv needs to write back a field it changed (a literal without Huffman
-// coding). Used by the client port to repair a request's :authority before
-// Node's HTTP/2 parser sees it (see authorityRepair.ts); not a general
-// HTTP/2 library.
+// HPACK (RFC 7541), the header compression of HTTP/2, for the client
+// port's HTTP/2 server (h2.ts): the decoder of a connection's requests, which
+// keeps that direction's dynamic table, and the encoder of the few header
+// blocks a gRPC answer needs (literals that never enter the peer's table, so
+// the encoder keeps no state). Not a general HTTP/2 library.
 
 /** A header block could not be decoded (RFC 7541 calls this a COMPRESSION_ERROR). */
 export class HpackError extends Error {
@@ -12,23 +11,6 @@ export class HpackError extends Error {
     super(`HPACK: ${message}`);
     this.name = 'HpackError';
   }
-}
-
-/** How a field was represented (§6): it decides what re-encoding it must keep. */
-export type FieldRepresentation = 'indexed' | 'incremental' | 'without-indexing' | 'never-indexed';
-
-export interface DecodedField {
-  /** Names and values as latin1 strings: one character per octet. */
-  readonly name: string;
-  readonly value: string;
-  /** The value as the block carried it, before any rewrite (the same as `value` for an indexed field). */
-  readonly received: string;
-  readonly representation: FieldRepresentation;
-  /** The table index the name came from, 0 when the name was a literal. */
-  readonly nameIndex: number;
-  /** Where the representation lies in the block: [start, end). */
-  readonly start: number;
-  readonly end: number;
 }
 
 // Appendix A: the static table, index 1..61.
@@ -133,6 +115,8 @@ export class HpackDecoder {
   private readonly table: Array<readonly [string, string]> = [];
   private size = 0;
   private maxSize: number;
+  private block: Uint8Array = new Uint8Array(0);
+  private pos = 0;
 
   /** `settingsLimit`: the SETTINGS_HEADER_TABLE_SIZE the decoding side advertised. */
   constructor(private readonly settingsLimit = DEFAULT_TABLE_SIZE) {
@@ -140,65 +124,74 @@ export class HpackDecoder {
   }
 
   /**
-   * Decodes one complete header block, updating the dynamic table.
-   * `rewrite` may change a field's value before it enters the table (it must
-   * keep the value's length, so the table's size, and with it every later
-   * eviction, stays the same as the encoder's).
+   * Decodes one complete header block, updating the dynamic table, and
+   * hands each field to `onField` in order. Names and values are latin1
+   * strings: one character per octet.
    */
-  decode(block: Uint8Array, rewrite?: (name: string, value: string) => string): DecodedField[] {
-    const fields: DecodedField[] = [];
-    let pos = 0;
-    const integer = (prefixBits: number): number => {
-      if (pos >= block.length) throw new HpackError('truncated integer');
-      const mask = (1 << prefixBits) - 1;
-      let value = block[pos++]! & mask;
-      if (value < mask) return value;
-      for (let shift = 0; ; shift += 7) {
-        if (pos >= block.length) throw new HpackError('truncated integer');
-        if (shift > 28) throw new HpackError('integer too large');
-        const b = block[pos++]!;
-        value += (b & 0x7f) * 2 ** shift;
-        if ((b & 0x80) === 0) return value;
+  decode(block: Uint8Array, onField: (name: string, value: string) => void): void {
+    this.block = block;
+    this.pos = 0;
+    let fields = 0;
+    try {
+      while (this.pos < block.length) {
+        const first = block[this.pos]!;
+        if (first & 0x80) {
+          // §6.1 indexed field.
+          const [name, value] = this.entry(this.integer(7));
+          fields++;
+          onField(name, value);
+          continue;
+        }
+        if ((first & 0xe0) === 0x20) {
+          // §6.3 dynamic table size update: only at the start of a block, never above the limit.
+          if (fields > 0) throw new HpackError('table size update after a field');
+          const size = this.integer(5);
+          if (size > this.settingsLimit) throw new HpackError(`table size ${size} above the limit ${this.settingsLimit}`);
+          this.maxSize = size;
+          this.evictTo(size);
+          continue;
+        }
+        // §6.2: a literal, with incremental indexing (01), without (0000) or never indexed (0001).
+        const incremental = (first & 0x40) !== 0;
+        const nameIndex = this.integer(incremental ? 6 : 4);
+        const name = nameIndex === 0 ? this.string() : this.entry(nameIndex)[0];
+        const value = this.string();
+        if (incremental) this.insert(name, value);
+        fields++;
+        onField(name, value);
       }
-    };
-    const string = (): string => {
-      if (pos >= block.length) throw new HpackError('truncated string');
-      const huffman = (block[pos]! & 0x80) !== 0;
-      const length = integer(7);
-      if (pos + length > block.length) throw new HpackError('string longer than the block');
-      const bytes = block.subarray(pos, pos + length);
-      pos += length;
-      return huffman ? huffmanDecode(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1');
-    };
-    while (pos < block.length) {
-      const start = pos;
-      const first = block[pos]!;
-      if (first & 0x80) {
-        // §6.1 indexed field.
-        const index = integer(7);
-        const [name, value] = this.entry(index);
-        fields.push({ name, value, received: value, representation: 'indexed', nameIndex: index, start, end: pos });
-        continue;
-      }
-      if ((first & 0xe0) === 0x20) {
-        // §6.3 dynamic table size update: only at the start of a block, never above the limit.
-        if (fields.length > 0) throw new HpackError('table size update after a field');
-        const size = integer(5);
-        if (size > this.settingsLimit) throw new HpackError(`table size ${size} above the limit ${this.settingsLimit}`);
-        this.maxSize = size;
-        this.evictTo(size);
-        continue;
-      }
-      const representation: FieldRepresentation = first & 0x40 ? 'incremental' : first & 0x10 ? 'never-indexed' : 'without-indexing';
-      const nameIndex = integer(representation === 'incremental' ? 6 : 4);
-      const name = nameIndex === 0 ? string() : this.entry(nameIndex)[0];
-      const received = string();
-      const value = rewrite ? rewrite(name, received) : received;
-      if (value.length !== received.length) throw new TypeError('a rewrite must keep the value\'s length');
-      if (representation === 'incremental') this.insert(name, value);
-      fields.push({ name, value, received, representation, nameIndex, start, end: pos });
+    } finally {
+      this.block = EMPTY;
     }
-    return fields;
+  }
+
+  /** §5.1: an integer with an N-bit prefix. */
+  private integer(prefixBits: number): number {
+    const block = this.block;
+    if (this.pos >= block.length) throw new HpackError('truncated integer');
+    const mask = (1 << prefixBits) - 1;
+    let value = block[this.pos++]! & mask;
+    if (value < mask) return value;
+    for (let shift = 0; ; shift += 7) {
+      if (this.pos >= block.length) throw new HpackError('truncated integer');
+      if (shift > 28) throw new HpackError('integer too large');
+      const b = block[this.pos++]!;
+      value += (b & 0x7f) * 2 ** shift;
+      if ((b & 0x80) === 0) return value;
+    }
+  }
+
+  /** §5.2: a string literal, Huffman-coded or raw. */
+  private string(): string {
+    const block = this.block;
+    if (this.pos >= block.length) throw new HpackError('truncated string');
+    const huffman = (block[this.pos]! & 0x80) !== 0;
+    const length = this.integer(7);
+    if (this.pos + length > block.length) throw new HpackError('string longer than the block');
+    const start = this.pos;
+    this.pos += length;
+    if (huffman) return huffmanDecode(block.subarray(start, this.pos));
+    return Buffer.from(block.buffer, block.byteOffset + start, length).toString('latin1');
   }
 
   private entry(index: number): readonly [string, string] {
@@ -227,8 +220,10 @@ export class HpackDecoder {
   }
 }
 
+const EMPTY = new Uint8Array(0);
+
 /** §5.1: an integer with an N-bit prefix, the prefix's other bits given in `flags`. */
-function encodeInteger(value: number, prefixBits: number, flags: number, out: number[]): void {
+export function encodeInteger(value: number, prefixBits: number, flags: number, out: number[]): void {
   const max = (1 << prefixBits) - 1;
   if (value < max) {
     out.push(flags | value);
@@ -243,22 +238,34 @@ function encodeInteger(value: number, prefixBits: number, flags: number, out: nu
   out.push(rest);
 }
 
-function encodeRawString(s: string, out: number[]): void {
+/** A string literal without Huffman coding (§5.2); characters above 0xff are not allowed in a field. */
+export function encodeRawString(s: string, out: number[]): void {
   encodeInteger(s.length, 7, 0x00, out);
   for (let i = 0; i < s.length; i++) out.push(s.charCodeAt(i) & 0xff);
 }
 
+/** The static table's index of each name (its first entry), for the encoder. */
+const STATIC_NAME_INDEX: ReadonlyMap<string, number> = new Map(
+  STATIC_TABLE.map(([name], i) => [name, i + 1] as const).reverse(),
+);
+
 /**
- * Re-encodes a literal field (§6.2) as it was represented, with a new value
- * and no Huffman coding. `field` must not be 'indexed'.
+ * A header block of `fields`, in order. ":status: 200" is the static
+ * table's entry 8; every other field is a literal without indexing (§6.2.2),
+ * its name taken from the static table where it is there, so the block
+ * changes neither side's dynamic table. Names must be lower case.
  */
-export function encodeLiteral(field: DecodedField, value: string): Buffer {
+export function encodeHeaderBlock(fields: ReadonlyArray<readonly [string, string]>): Buffer {
   const out: number[] = [];
-  const [prefixBits, flags] =
-    field.representation === 'incremental' ? [6, 0x40] : field.representation === 'never-indexed' ? [4, 0x10] : [4, 0x00];
-  if (field.representation === 'indexed') throw new TypeError('an indexed field has no literal to re-encode');
-  encodeInteger(field.nameIndex, prefixBits, flags, out);
-  if (field.nameIndex === 0) encodeRawString(field.name, out);
-  encodeRawString(value, out);
+  for (const [name, value] of fields) {
+    if (name === ':status' && value === '200') {
+      out.push(0x88);
+      continue;
+    }
+    const nameIndex = STATIC_NAME_INDEX.get(name) ?? 0;
+    encodeInteger(nameIndex, 4, 0x00, out);
+    if (nameIndex === 0) encodeRawString(name, out);
+    encodeRawString(value, out);
+  }
   return Buffer.from(out);
 }

@@ -5,13 +5,12 @@
 // §3.4); anything else is handed to the HTTP/1.1 server.
 
 import * as http from 'node:http';
-import type * as http2 from 'node:http2';
 import * as net from 'node:net';
-import { Duplex } from 'node:stream';
 
-import { EMPTY_SETTINGS_FRAME, RequestStreamFilter } from './authorityRepair.js';
+import { CLIENT_PREFACE as PREFACE } from './h2.js';
 
-const PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+/** Takes an HTTP/2 connection, given the bytes already read from it (the preface on). */
+export type Http2ConnectionHandler = (socket: net.Socket, head: Buffer) => void;
 
 export interface ClientListener {
   readonly url: URL;
@@ -25,18 +24,16 @@ export interface ClientListener {
 export interface ConnectionCounts {
   http1: number;
   http2: number;
-  /** HTTP/2 connections served through the authority filter (authorityRepair.ts). */
-  http2Filtered: number;
 }
 
 /**
  * Listens on `url`'s host and port; HTTP/2 connections go to `h2`, HTTP/1.x
- * ones to `h1`. The servers are used for their protocol handling only: they
- * never listen themselves.
+ * ones to `h1`, which is used for its protocol handling only: it never
+ * listens itself.
  */
-export async function listenClient(url: URL, h2: http2.Http2Server, h1: http.Server): Promise<ClientListener> {
+export async function listenClient(url: URL, h2: Http2ConnectionHandler, h1: http.Server): Promise<ClientListener> {
   const sockets = new Set<net.Socket>();
-  const connections: ConnectionCounts = { http1: 0, http2: 0, http2Filtered: 0 };
+  const connections: ConnectionCounts = { http1: 0, http2: 0 };
   // No Nagle: a response is one small write, and holding it back until the
   // previous one is acknowledged (with the peer's delayed ACK, up to 40 ms)
   // stalls every call behind it. Go's net package, and so etcd, sets
@@ -68,7 +65,7 @@ export async function listenClient(url: URL, h2: http2.Http2Server, h1: http.Ser
 }
 
 /** Reads until the first bytes decide the protocol, puts them back and hands the socket over. */
-function route(socket: net.Socket, h2: http2.Http2Server, h1: http.Server, connections: ConnectionCounts): void {
+function route(socket: net.Socket, h2: Http2ConnectionHandler, h1: http.Server, connections: ConnectionCounts): void {
   let head: Buffer = Buffer.alloc(0);
   const onData = (chunk: Buffer): void => {
     head = head.length === 0 ? chunk : Buffer.concat([head, chunk]);
@@ -79,7 +76,7 @@ function route(socket: net.Socket, h2: http2.Http2Server, h1: http.Server, conne
     socket.off('error', onError);
     if (isH2) {
       connections.http2++;
-      routeHttp2(socket, head.subarray(PREFACE.length), h2, () => connections.http2Filtered++);
+      h2(socket, head);
       return;
     }
     connections.http1++;
@@ -94,105 +91,6 @@ function route(socket: net.Socket, h2: http2.Http2Server, h1: http.Server, conne
   };
   socket.on('data', onData);
   socket.on('error', onError);
-}
-
-/** How long an HTTP/2 connection may stay without a first request before it is served through the filter. */
-const FIRST_REQUEST_WAIT_MS = 2000;
-/** Bytes an HTTP/2 connection may send before its first request is complete, past which it is served through the filter. */
-const FIRST_REQUEST_MAX_BYTES = 1024 * 1024;
-
-/**
- * An HTTP/2 connection after its preface: its first request decides whether
- * Node's server gets the socket itself or the filtered stream
- * (authorityRepair.ts says why).
- */
-function routeHttp2(socket: net.Socket, afterPreface: Buffer, h2: http2.Http2Server, onFiltered: () => void): void {
-  const filter = new RequestStreamFilter();
-  const forward: Buffer[] = [PREFACE];
-  let forwardBytes = 0;
-  const handOver = (filtered: boolean): void => {
-    clearTimeout(timer);
-    socket.off('data', onData);
-    socket.off('error', onError);
-    socket.off('close', onClose);
-    if (filtered) {
-      onFiltered();
-      h2.emit('connection', new FilteredSocket(socket, filter, forward));
-      return;
-    }
-    // Node's HTTP/2 session takes the buffered bytes first, then reads the
-    // handle natively (resuming the JS stream would steal data from it).
-    socket.pause();
-    socket.unshift(Buffer.concat([...forward, ...filter.takeUnprocessed()]));
-    h2.emit('connection', socket);
-  };
-  const onData = (chunk: Buffer): void => {
-    for (const b of filter.push(chunk)) {
-      forward.push(b);
-      forwardBytes += b.length;
-    }
-    if (filter.repairs > 0 || forwardBytes > FIRST_REQUEST_MAX_BYTES) handOver(true);
-    else if (filter.blocks > 0 && filter.settingsAckDropped) handOver(false);
-  };
-  const onError = (): void => {
-    clearTimeout(timer);
-    socket.destroy();
-  };
-  const onClose = (): void => clearTimeout(timer);
-  const timer = setTimeout(() => handOver(true), FIRST_REQUEST_WAIT_MS);
-  timer.unref();
-  socket.on('data', onData);
-  socket.on('error', onError);
-  socket.on('close', onClose);
-  socket.write(EMPTY_SETTINGS_FRAME);
-  if (afterPreface.length > 0) onData(afterPreface);
-}
-
-/**
- * A connection's client bytes through a RequestStreamFilter, as the Duplex
- * Node's HTTP/2 server reads and writes; what the server writes goes to the
- * socket unchanged.
- */
-class FilteredSocket extends Duplex {
-  constructor(
-    private readonly socket: net.Socket,
-    filter: RequestStreamFilter,
-    forwarded: Buffer[],
-  ) {
-    super();
-    for (const b of forwarded) this.push(b);
-    socket.on('data', (chunk: Buffer) => {
-      for (const b of filter.push(chunk)) if (!this.push(b)) socket.pause();
-    });
-    socket.on('end', () => this.push(null));
-    socket.on('error', (e) => this.destroy(e));
-    socket.on('close', () => this.destroy());
-  }
-
-  get remoteAddress(): string | undefined {
-    return this.socket.remoteAddress;
-  }
-
-  get remotePort(): number | undefined {
-    return this.socket.remotePort;
-  }
-
-  override _read(): void {
-    this.socket.resume();
-  }
-
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.socket.write(chunk, callback);
-  }
-
-  override _final(callback: (error?: Error | null) => void): void {
-    this.socket.end(callback);
-  }
-
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    this.socket.destroy();
-    callback(error);
-  }
 }
 
 /** An HTTP/1.1 server that answers only the routes given, 404 otherwise. */

@@ -25,7 +25,7 @@ import type { ServerConfig } from './config.js';
 import { type EtcdHandlers, GrpcError, GrpcServer, type ServerCall, addEtcdServices, sessionMetadata } from './grpc.js';
 import { gatewayRoutes } from './gateway.js';
 import { etcdHashKV } from './hashKV.js';
-import { type ClientListener, httpRoutes, listenClient } from './listen.js';
+import { type ClientListener, type Http2ConnectionHandler, httpRoutes, listenClient } from './listen.js';
 import type { Logger } from './log.js';
 import { ServerMetrics } from './metrics.js';
 import { MemberTable, ServerStateMachine, describeCommand } from './stateMachine.js';
@@ -316,8 +316,9 @@ export async function startServer(config: ServerConfig, options: StartOptions): 
   try {
     await publish();
     if (node.failure) throw node.failure;
-    for (const url of config.listenClientURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
-    for (const url of config.listenMetricsURLs) listeners.push(await listenClient(url, grpc.http2Server, routes));
+    const serveGrpc: Http2ConnectionHandler = (socket, head) => grpc.serveConnection(socket, head);
+    for (const url of config.listenClientURLs) listeners.push(await listenClient(url, serveGrpc, routes));
+    for (const url of config.listenMetricsURLs) listeners.push(await listenClient(url, serveGrpc, routes));
   } catch (e) {
     await Promise.all(listeners.map((l) => l.close()));
     await node.stop();

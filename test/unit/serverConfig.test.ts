@@ -7,6 +7,7 @@ import { describe, it } from 'node:test';
 
 import { SERVE_FLAGS, clusterIdOf, memberIdOf, serverConfig } from '../../src/server/config.js';
 import { httpRoutes, listenClient } from '../../src/server/listen.js';
+import { GrpcServer } from '../../src/server/grpc.js';
 import { UsageError, parseFlags } from '../../src/cli/args.js';
 
 const parse = (...argv: string[]) => serverConfig(parseFlags(argv, SERVE_FLAGS, 'serve', true));
@@ -69,22 +70,17 @@ describe('serve flags', () => {
 
 describe('client port', () => {
   it('serves HTTP/2 and HTTP/1.1 on one port, routed by the connection preface', async () => {
-    const h2 = http2.createServer();
-    h2.on('stream', (s) => {
-      s.respond({ ':status': 200 });
-      s.end('over h2');
-    });
+    const grpc = new GrpcServer();
     const h1 = httpRoutes({ '/health': (_req, res) => void res.end('over h1') });
-    const l = await listenClient(new URL('http://127.0.0.1:0'), h2, h1);
+    const l = await listenClient(new URL('http://127.0.0.1:0'), (socket, head) => grpc.serveConnection(socket, head), h1);
     try {
       const session = http2.connect(`http://127.0.0.1:${l.port}`);
       for (let i = 0; i < 3; i++) {
+        // The gRPC server answers anything but a POST with 405.
         const req = session.request({ ':path': '/x' });
-        let body = '';
-        req.setEncoding('utf8');
-        req.on('data', (d: string) => (body += d));
-        await new Promise((r) => req.on('end', r));
-        assert.equal(body, 'over h2');
+        const status = await new Promise((r) => req.on('response', (h) => r(h[':status'])));
+        assert.equal(status, 405);
+        await new Promise((r) => req.on('close', r));
       }
       session.close();
       const ok = await fetch(`http://127.0.0.1:${l.port}/health`);
@@ -93,6 +89,7 @@ describe('client port', () => {
       assert.equal(missing.status, 404);
     } finally {
       await l.close();
+      await grpc.close(0);
     }
   });
 });
