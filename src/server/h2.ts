@@ -88,7 +88,11 @@ export interface H2Options {
   readonly maxHeaderListBytes: number;
   /** Open streams beyond this are refused (REFUSED_STREAM, which a client may retry). */
   readonly maxConcurrentStreams: number;
-  /** Response bytes queued under flow control beyond which new streams are refused (Node's maxSessionMemory). */
+  /**
+   * Response bytes queued under flow control beyond which new streams are
+   * refused (Node's maxSessionMemory), and bytes unread by the client beyond
+   * which the connection is closed.
+   */
   readonly maxQueuedBytes: number;
 }
 
@@ -756,7 +760,13 @@ export class H2Connection {
     const data = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
     this.out = [];
     this.outBytes = 0;
-    if (!this.socket.destroyed) this.socket.write(data);
+    if (this.socket.destroyed) return;
+    this.socket.write(data);
+    // Response DATA waits for the socket (pump), but what the client's own
+    // frames call for (PING and SETTINGS acknowledgements, headers of
+    // answers) does not: a client that keeps sending and stops reading would
+    // grow this buffer without end, so it loses the connection instead.
+    if (this.socket.writableLength > this.options.maxQueuedBytes) this.socket.destroy();
   }
 
   private onSocketClose(): void {

@@ -440,6 +440,22 @@ describe('HTTP/2 server connection', () => {
     await c.closed();
   });
 
+  it('closes the connection of a client that keeps sending and stops reading', async () => {
+    const c = new RawClient(port);
+    await c.next((f) => f.type === T.SETTINGS && f.flags === ACK);
+    c.socket.pause();
+    // Each PING calls for an acknowledgement; past 1 MiB unread (OPTIONS.maxQueuedBytes) the server lets go.
+    const pings = Buffer.concat(Array.from({ length: 1000 }, () => encodeFrame(T.PING, 0, 0, Buffer.alloc(8))));
+    const deadline = Date.now() + 10_000;
+    while (!c.socket.destroyed && !c.ended && Date.now() < deadline) {
+      if (!c.socket.write(pings)) await new Promise((r) => setTimeout(r, 5));
+      else await new Promise((r) => setImmediate(r));
+      if (c.socket.writableLength > 8 << 20) break; // the server stopped reading: it has closed
+    }
+    c.socket.resume();
+    await c.closed(5000);
+  });
+
   const connectionErrors: [string, (c: RawClient) => void, number][] = [
     ['a bad preface', () => {}, H2Code.PROTOCOL_ERROR],
     ['a first frame other than SETTINGS', (c) => c.send(T.PING, 0, 0, Buffer.alloc(8)), H2Code.PROTOCOL_ERROR],
