@@ -367,7 +367,9 @@ export class H2Connection {
         return this.onHeaders(flags, streamId, payload);
       case TYPE_PRIORITY:
         if (streamId === 0) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, 'PRIORITY on stream 0');
-        if (payload.length !== 5) this.streamError(streamId, H2Code.FRAME_SIZE_ERROR);
+        // §6.3: a wrong length is a stream error; for a stream not open here
+        // there is nothing to reset (and RST_STREAM may not name an idle one).
+        if (payload.length !== 5 && this.streams.has(streamId)) this.streamError(streamId, H2Code.FRAME_SIZE_ERROR);
         return; // priorities are advisory (§5.3): ignored
       case TYPE_RST_STREAM:
         return this.onRstStream(streamId, payload);
