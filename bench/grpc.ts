@@ -16,7 +16,7 @@
 //   lean       src/server/grpc.ts (GrpcServer), what raftkv serves
 //   http2      a bare node:http2 handler with gRPC framing and no checks: the floor
 // Clients:
-//   lean       src/client's transport (Channel): node:http2 with gRPC framing
+//   lean       src/client's transport (Channel): raftkv's HTTP/2 (src/server/h2.ts) with gRPC framing
 //   grpc-js    @grpc/grpc-js generic client, as the etcd3 npm client uses
 //
 // The pairs run in turn, --runs times (interleaved, so a slow phase of the

@@ -1,5 +1,6 @@
 // The raftkv client: etcd's v3 KV calls plus raftkv's Increment, over
-// node:http2 to a list of endpoints, with failover and exactly-once writes.
+// HTTP/2 (transport.ts) to a list of endpoints, with failover and
+// exactly-once writes.
 //
 // Failover: calls go to one endpoint at a time; a connection failure or an
 // UNAVAILABLE status moves to the next endpoint and sends the call again,
@@ -26,13 +27,12 @@
 // session either way.
 
 import { randomBytes as cryptoRandomBytes } from 'node:crypto';
-import type http2 from 'node:http2';
 
 import type * as kv from '../kv/types.js';
 import { type MethodDescriptor, methods, newRangeRequest } from '../server/etcdpb.js';
 import { ACK_HEADER, CLIENT_ID_HEADER, type HashKVResponse, type MemberListRequest, SEQ_HEADER } from '../server/types.js';
 import { ClientArgumentError, ClientClosedError, GrpcStatusError, isDeadlineExceeded, isSessionExpired, isUnavailable } from './errors.js';
-import { Channel } from './transport.js';
+import { Channel, type Metadata } from './transport.js';
 
 export type Bytes = string | Uint8Array;
 
@@ -134,7 +134,7 @@ class Session {
     return seq;
   }
 
-  metadata(seq: number): http2.OutgoingHttpHeaders {
+  metadata(seq: number): Metadata {
     return { [CLIENT_ID_HEADER]: this.clientId, [SEQ_HEADER]: String(seq), [ACK_HEADER]: String(this.lowestInFlight) };
   }
 

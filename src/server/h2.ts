@@ -1,20 +1,21 @@
-// HTTP/2 (RFC 9113), the server side of a cleartext connection opened with
-// prior knowledge, which is how gRPC clients reach etcd's http:// client
-// URLs. It serves the gRPC server (grpc.ts) and nothing else: no push, no
-// priorities, no HTTP/1.1 upgrade, no TLS.
+// HTTP/2 (RFC 9113) over a cleartext connection opened with prior knowledge,
+// which is how gRPC clients reach etcd's http:// client URLs: the server side
+// for the gRPC server (grpc.ts) and the client side for raftkv's client
+// (src/client/transport.ts), and nothing else: no push, no priorities, no
+// HTTP/1.1 upgrade, no TLS.
 //
-// Why not node:http2: a unary call through it cost a member about 48 µs of
-// CPU, most of it node:http2's own (a Duplex stream object per request,
-// nghttp2's callbacks into JavaScript, a headers object per direction) and a
-// third of a member's garbage; and nghttp2 refuses a request whose
-// :authority RFC 3986 does not allow, which etcdctl 3.4 sends (the endpoint
-// URL itself), so Node's server had to be fed through a rewriting filter.
-// Here a call is a header block decoded into one object, its DATA handed
-// over as slices of what the socket read, and its answer three frames
-// appended to the connection's output, which goes out in one write per
-// event-loop turn (as nghttp2 under Node schedules its writes).
+// Why not node:http2: a unary call through it cost a member 48-65 µs of CPU
+// and a client 55-75, most of it node:http2's own (a Duplex stream object per
+// request, nghttp2's callbacks into JavaScript, a headers object per
+// direction) and a third of a member's garbage; and nghttp2 refuses a
+// request whose :authority RFC 3986 does not allow, which etcdctl 3.4 sends
+// (the endpoint URL itself), so Node's server had to be fed through a
+// rewriting filter. Here a call is a header block decoded into one object,
+// its DATA handed over as slices of what the socket read, and its answer
+// three frames appended to the connection's output, which goes out in one
+// write per event-loop turn (as nghttp2 under Node schedules its writes).
 //
-// What the protocol requires of a server is here: the preface and SETTINGS
+// What the protocol requires of both ends is here: the preface and SETTINGS
 // exchange (§3.4, §6.5), stream states and identifiers (§5.1), flow control
 // in both directions (§5.2, §6.9), frame size limits (§4.2), header blocks
 // across CONTINUATION frames (§4.3, §6.10), PING (§6.7), RST_STREAM (§6.4),
@@ -99,23 +100,37 @@ export interface H2Options {
 /** A request's header fields, names in lower case; a repeated name gives an array. */
 export type RequestHeaders = Record<string, string | string[]>;
 
-/** What the owner of a connection does with its requests. */
+/** Which end of the connection this is. */
+export type H2Role = 'server' | 'client';
+
+/** What the owner of a connection hears of it. */
 export interface H2Handler {
-  /** A new request: the handler sets `stream.listener` before returning to hear of its data. */
-  onStream(stream: H2Stream, headers: RequestHeaders): void;
+  /** Server: a new request; the handler sets `stream.listener` before returning to hear of its data. */
+  onStream?(stream: H2Stream, headers: RequestHeaders): void;
+  /** The peer's first SETTINGS arrived: it speaks HTTP/2. */
+  onEstablished?(): void;
+  /** The peer sent GOAWAY: no new streams; on a client, streams above `lastStreamId` were refused unprocessed. */
+  onGoAway?(lastStreamId: number, code: number): void;
+  /** This end found a protocol error and is closing the connection (after sending GOAWAY with `code`). */
+  onConnectionError?(code: H2Code, message: string): void;
   /** The connection is closed (every stream's onClose has been called). */
   onConnectionClose(connection: H2Connection): void;
   /** A listener threw: a bug in the handler, reported here; the connection goes on. */
   onHandlerError(error: unknown): void;
 }
 
-/** The events of one stream, for the code serving its request. */
+/** The events of one stream, for the code serving its request or waiting for its response. */
 export interface H2StreamListener {
+  /** A header block after the request's: a client's response headers, then trailers (`endStream` set). */
+  onHeaders?(headers: RequestHeaders, endStream: boolean): void;
   /** Request data, as slices of what the socket read. */
   onData(chunk: Buffer): void;
   /** The client ended its side (END_STREAM): the request is complete. */
   onEnd(): void;
-  /** The stream is over: answered and ended on both sides, reset by either side, or the connection went away. */
+  /**
+   * The stream is over: ended on both sides, reset by either side, or the
+   * connection went away (`resetCode` and `refused` on the stream say which).
+   */
   onClose(): void;
   /** Queued response data fell below the high-water mark after write() returned false. */
   onDrain(): void;
@@ -143,9 +158,18 @@ export class H2Stream {
   /** The frame carrying our END_STREAM has been queued for the socket. */
   endSent = false;
   closed = false;
-  /** What we may still send (§6.9), per the client's SETTINGS and WINDOW_UPDATEs. */
+  /** The code of the RST_STREAM the peer sent, if it reset the stream. */
+  resetCode: number | undefined;
+  /**
+   * Closed with the certainty that the peer did not process it: REFUSED_STREAM,
+   * or above the last stream of the peer's GOAWAY (§8.7: safe to retry).
+   */
+  refused = false;
+  /** Header blocks received: a request's (server), or a response's headers then trailers (client). */
+  headerBlocks = 0;
+  /** What we may still send (§6.9), per the peer's SETTINGS and WINDOW_UPDATEs. */
   sendWindow: number;
-  /** What the client may still send before our next WINDOW_UPDATE. */
+  /** What the peer may still send before our next WINDOW_UPDATE. */
   recvWindow: number;
   recvUnacknowledged = 0;
   /** Response data waiting for flow-control window, oldest first. */
@@ -172,14 +196,18 @@ export class H2Stream {
     this.connection.sendHeaders(this, block, endStream);
   }
 
-  /** Queues response data; false when the caller should wait for onDrain before writing more. */
-  write(data: Buffer): boolean {
+  /**
+   * Queues data; `end`: it is the last (END_STREAM on its last frame). False
+   * when the caller should wait for onDrain before writing more.
+   */
+  write(data: Buffer, end = false): boolean {
     if (this.closed || this.localEnded) return false;
+    if (end) this.localEnded = true;
     if (data.length > 0) {
       this.pending.push(data);
       this.pendingBytes += data.length;
-      this.connection.pump(this);
     }
+    if (data.length > 0 || end) this.connection.pump(this);
     if (this.pendingBytes < STREAM_HIGH_WATER) return true;
     this.needsDrain = true;
     return false;
@@ -215,12 +243,17 @@ interface PartialHeaderBlock {
   bytes: number;
 }
 
-/** The server side of one HTTP/2 connection. */
+/** One end of one HTTP/2 connection. */
 export class H2Connection {
   private readonly streams = new Map<number, H2Stream>();
   private readonly decoder = new HpackDecoder();
-  /** The highest stream identifier the client has used (§5.1.1: they only grow). */
+  /** The highest stream identifier the peer has opened (§5.1.1: they only grow; a client opens none here). */
   private lastStreamId = 0;
+  /** The identifier of the next stream a client opens (odd, §5.1.1). */
+  private nextStreamId = 1;
+  /** The peer sent GOAWAY: no new streams (client). */
+  private peerGoingAway = false;
+  private established = false;
   private input: Buffer | undefined;
   private prefaceReceived = false;
   private settingsReceived = false;
@@ -257,16 +290,25 @@ export class H2Connection {
     private readonly options: H2Options,
     /** Bytes already read from the socket (the preface, maybe more). */
     head: Buffer,
+    readonly role: H2Role = 'server',
   ) {
     this.connectionWindow = Math.max(DEFAULT_WINDOW, options.connectionWindowBytes);
     this.recvWindow = this.connectionWindow;
-    // §3.4: the server's preface is a SETTINGS frame; the connection window
-    // is not a setting, so it is raised with a WINDOW_UPDATE (§6.9.2).
-    const settings = Buffer.alloc(12);
+    // §3.4: a client opens with the fixed preface; both ends' prefaces then
+    // are a SETTINGS frame; the connection window is not a setting, so it is
+    // raised with a WINDOW_UPDATE (§6.9.2). A client turns push off.
+    const settings = Buffer.alloc(role === 'client' ? 18 : 12);
     settings.writeUInt16BE(SETTINGS_INITIAL_WINDOW_SIZE, 0);
     settings.writeUInt32BE(options.streamWindowBytes, 2);
     settings.writeUInt16BE(SETTINGS_MAX_HEADER_LIST_SIZE, 6);
     settings.writeUInt32BE(options.maxHeaderListBytes, 8);
+    if (role === 'client') {
+      settings.writeUInt16BE(SETTINGS_ENABLE_PUSH, 12);
+      settings.writeUInt32BE(0, 14);
+      this.prefaceReceived = true; // a server sends no fixed preface
+      this.out.push(CLIENT_PREFACE);
+      this.outBytes += CLIENT_PREFACE.length;
+    }
     this.frame(TYPE_SETTINGS, 0, 0, settings);
     if (this.connectionWindow > DEFAULT_WINDOW) this.windowUpdate(0, this.connectionWindow - DEFAULT_WINDOW);
     socket.on('data', (chunk: Buffer) => this.receive(chunk));
@@ -286,6 +328,33 @@ export class H2Connection {
   /** Open streams. */
   get streamCount(): number {
     return this.streams.size;
+  }
+
+  /** Whether a client may open a stream here now (not closed, not told to go away, identifiers left). */
+  get acceptsRequests(): boolean {
+    return !this.closed && !this.goingAway && !this.peerGoingAway && this.nextStreamId <= MAX_WINDOW;
+  }
+
+  /**
+   * Client: opens a stream with a request's header block (see
+   * encodeHeaderBlock; pseudo-headers first). The caller sets its listener
+   * before returning to the event loop. Undefined if the connection takes no
+   * more requests (acceptsRequests).
+   */
+  request(block: Buffer, endStream = false): H2Stream | undefined {
+    if (this.role !== 'client') throw new TypeError('only a client opens streams');
+    if (!this.acceptsRequests) return undefined;
+    const stream = new H2Stream(this, this.nextStreamId, this.peerInitialWindow, this.streamWindow);
+    this.nextStreamId += 2;
+    this.streams.set(stream.id, stream);
+    if (endStream) stream.localEnded = true;
+    this.sendHeaders(stream, block, endStream);
+    return stream;
+  }
+
+  /** Whether `streamId` names a stream the peer could not have opened or been sent yet (§5.1: idle). */
+  private isIdle(streamId: number): boolean {
+    return this.role === 'server' ? streamId > this.lastStreamId : streamId >= this.nextStreamId;
   }
 
   /**
@@ -383,9 +452,7 @@ export class H2Connection {
         if ((flags & FLAG_ACK) === 0) this.frame(TYPE_PING, FLAG_ACK, 0, Buffer.from(payload));
         return;
       case TYPE_GOAWAY:
-        if (streamId !== 0) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, 'GOAWAY on a stream');
-        // The client opens no more streams; the open ones are answered.
-        return;
+        return this.onGoAway(streamId, payload);
       case TYPE_WINDOW_UPDATE:
         return this.onWindowUpdate(streamId, payload);
       case TYPE_CONTINUATION:
@@ -418,7 +485,7 @@ export class H2Connection {
     const data = this.unpad(flags, payload, 'DATA');
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
-      if (streamId > this.lastStreamId) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
+      if (this.isIdle(streamId)) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `DATA on idle stream ${streamId}`);
       return; // a stream closed or reset here: what was in flight is dropped
     }
     if (stream.remoteEnded) return this.streamError(streamId, H2Code.STREAM_CLOSED);
@@ -492,15 +559,21 @@ export class H2Connection {
     });
     const existing = this.streams.get(streamId);
     if (existing !== undefined) {
-      // §8.1: a second header block is trailers, and must end the stream.
+      // §8.1: a request's or a response's header block may be followed by
+      // trailers, which end the stream; nothing may follow those.
       if (existing.remoteEnded) return this.streamError(streamId, H2Code.STREAM_CLOSED);
-      if (!endStream) return this.streamError(streamId, H2Code.PROTOCOL_ERROR);
-      return this.remoteEnd(existing);
-    }
-    if (streamId <= this.lastStreamId) {
-      // A stream already closed here (one we reset): its late trailers are dropped.
+      existing.headerBlocks++;
+      const trailers = this.role === 'server' || existing.headerBlocks > 1;
+      if ((trailers && !endStream) || malformed !== '') return this.streamError(streamId, H2Code.PROTOCOL_ERROR);
+      this.notify(existing, onHeadersEvent, [headers, endStream] as const);
+      if (endStream && !existing.closed) this.remoteEnd(existing);
       return;
     }
+    if (!this.isIdle(streamId)) {
+      // A stream already closed here (one we reset): its late header blocks are dropped.
+      return;
+    }
+    if (this.role === 'client') throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `HEADERS on stream ${streamId}, which this client did not open`);
     if (streamId % 2 === 0) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `stream ${streamId}: a client's streams are odd-numbered`);
     this.lastStreamId = streamId;
     if (this.goingAway) return; // §6.8: beyond the last stream our GOAWAY promised
@@ -511,9 +584,10 @@ export class H2Connection {
       return this.streamError(streamId, H2Code.REFUSED_STREAM);
     }
     const stream = new H2Stream(this, streamId, this.peerInitialWindow, this.streamWindow);
+    stream.headerBlocks = 1;
     this.streams.set(streamId, stream);
     try {
-      this.handler.onStream(stream, headers);
+      this.handler.onStream?.(stream, headers);
     } catch (e) {
       this.handler.onHandlerError(e);
       stream.reset(H2Code.INTERNAL_ERROR);
@@ -530,9 +604,32 @@ export class H2Connection {
   private onRstStream(streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, 'RST_STREAM on stream 0');
     if (payload.length !== 4) throw new H2ConnectionError(H2Code.FRAME_SIZE_ERROR, `RST_STREAM of ${payload.length} bytes`);
-    if (streamId > this.lastStreamId) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
+    if (this.isIdle(streamId)) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `RST_STREAM on idle stream ${streamId}`);
     const stream = this.streams.get(streamId);
-    if (stream !== undefined) this.closeStream(stream);
+    if (stream === undefined) return;
+    stream.resetCode = payload.readUInt32BE(0);
+    // §8.7: REFUSED_STREAM says the request was not processed.
+    stream.refused = stream.resetCode === H2Code.REFUSED_STREAM;
+    this.closeStream(stream);
+  }
+
+  private onGoAway(streamId: number, payload: Buffer): void {
+    if (streamId !== 0) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, 'GOAWAY on a stream');
+    if (payload.length < 8) throw new H2ConnectionError(H2Code.FRAME_SIZE_ERROR, `GOAWAY of ${payload.length} bytes`);
+    const lastStreamId = payload.readUInt32BE(0) & 0x7fffffff;
+    const code = payload.readUInt32BE(4);
+    this.peerGoingAway = true;
+    this.handler.onGoAway?.(lastStreamId, code);
+    // §6.8: streams above the last one named were not processed, so they may
+    // be retried elsewhere; the others are still answered (a server opens
+    // none here, so on a server this closes nothing).
+    if (this.role === 'client') {
+      for (const stream of [...this.streams.values()]) {
+        if (stream.id <= lastStreamId) continue;
+        stream.refused = true;
+        this.closeStream(stream);
+      }
+    }
   }
 
   private onSettings(flags: number, streamId: number, payload: Buffer): void {
@@ -579,6 +676,10 @@ export class H2Connection {
     this.settingsReceived = true;
     this.frame(TYPE_SETTINGS, FLAG_ACK, 0, EMPTY);
     this.pumpAll();
+    if (!this.established) {
+      this.established = true;
+      this.handler.onEstablished?.();
+    }
   }
 
   private onWindowUpdate(streamId: number, payload: Buffer): void {
@@ -593,7 +694,7 @@ export class H2Connection {
     }
     const stream = this.streams.get(streamId);
     if (stream === undefined) {
-      if (streamId > this.lastStreamId) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${streamId}`);
+      if (this.isIdle(streamId)) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `WINDOW_UPDATE on idle stream ${streamId}`);
       return;
     }
     if (increment === 0) return this.streamError(streamId, H2Code.PROTOCOL_ERROR);
@@ -722,6 +823,7 @@ export class H2Connection {
   /** A connection error (§5.4.1): GOAWAY with its code, then close once it is written. */
   private fail(code: H2Code, message: string): void {
     if (this.closed) return;
+    this.handler.onConnectionError?.(code, message);
     this.goAway(code, message);
     this.flush();
     this.closed = true;
@@ -790,6 +892,10 @@ function flushConnection(connection: H2Connection): void {
 
 function onDataEvent(listener: H2StreamListener, data: Buffer): void {
   listener.onData(data);
+}
+
+function onHeadersEvent(listener: H2StreamListener, [headers, endStream]: readonly [RequestHeaders, boolean]): void {
+  listener.onHeaders?.(headers, endStream);
 }
 
 function onEndEvent(listener: H2StreamListener): void {

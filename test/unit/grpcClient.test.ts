@@ -1,15 +1,18 @@
 // The raftkv client (src/client) against the lean gRPC server with an
 // in-memory fake of the key-value layer: every call, typed errors, failover
 // between endpoints, retries that keep their sequence number, the
-// exactly-once metadata, timeouts and close.
+// exactly-once metadata, timeouts and close; and its HTTP/2 transport
+// against node:http2's server (nghttp2), another implementation than raftkv's.
 
 import assert from 'node:assert/strict';
+import http2 from 'node:http2';
 import net from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 
 import { ClientArgumentError, ClientClosedError, GrpcStatusError, RaftKvClient, prefixEnd } from '../../src/client/index.js';
-import { methods } from '../../src/server/etcdpb.js';
+import { Channel } from '../../src/client/transport.js';
+import { RangeRequest, RangeResponse, methods, newRangeRequest } from '../../src/server/etcdpb.js';
 import { GrpcError, GrpcServer, addEtcdServices, sessionMetadata } from '../../src/server/grpc.js';
 import { GrpcStatus, type SessionMetadata } from '../../src/server/types.js';
 import { sessionExpired } from '../../src/kv/errors.js';
@@ -474,6 +477,78 @@ describe('raftkv client: exactly-once and failover', () => {
       client.close();
       await two.server.close(100);
     }
+  });
+});
+
+describe('raftkv client transport against another HTTP/2 implementation (node:http2, nghttp2)', () => {
+  // A gRPC server written on node:http2: nghttp2 encodes its headers with
+  // Huffman coding and its dynamic table, splits large answers by its own
+  // frame and window rules, and resets streams as it sees fit.
+  let server: http2.Http2Server;
+  let channel: Channel;
+  const seenHeaders: http2.IncomingHttpHeaders[] = [];
+
+  before(async () => {
+    server = http2.createServer();
+    server.on('stream', (stream, headers) => {
+      seenHeaders.push(headers);
+      stream.on('error', () => {}); // a stream closed with REFUSED_STREAM reports it here
+      const key = String(headers['x-test'] ?? '');
+      const chunks: Buffer[] = [];
+      stream.on('data', (c: Buffer) => chunks.push(c));
+      stream.on('end', () => {
+        if (key === 'refuse') {
+          stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+          return;
+        }
+        if (key === 'error') {
+          stream.respond({ ':status': 200, 'content-type': 'application/grpc', 'grpc-status': '11', 'grpc-message': 'etcdserver: mvcc: required revision has been compacted' }, { endStream: true });
+          return;
+        }
+        const request = RangeRequest.decode(Buffer.concat(chunks).subarray(5));
+        const value = Buffer.alloc(Number(request.limit), 'v');
+        const message = RangeResponse.encode(
+          { header: { clusterId: 1n, memberId: 2n, revision: 3, raftTerm: 4 }, kvs: [{ key: request.key, createRevision: 1, modRevision: 2, version: 1, value, lease: 0n }], more: false, count: 1 },
+          5,
+        );
+        message[0] = 0;
+        message.writeUInt32BE(message.length - 5, 1);
+        stream.respond({ ':status': 200, 'content-type': 'application/grpc' }, { waitForTrailers: true });
+        stream.on('wantTrailers', () => stream.sendTrailers({ 'grpc-status': '0' }));
+        stream.end(message);
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    channel = new Channel(`http://127.0.0.1:${(server.address() as net.AddressInfo).port}`, { connectTimeoutMs: 2000 });
+  });
+  after(async () => {
+    channel.close();
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  const range = (limit: number, test = 'ok') => channel.unary(methods.range, { ...newRangeRequest(), key: Buffer.from('k'), limit }, { 'x-test': test, 'raftkv-seq': String(limit) }, 2000);
+
+  it('reads answers of every size, its headers kept through both HPACK tables', async () => {
+    for (const size of [0, 10, 70_000, 300_000, 2_000_000, 10]) {
+      const res = await range(size);
+      assert.equal(res.kvs[0]!.value.length, size);
+    }
+    // The metadata and the fixed fields arrived as sent, on every call.
+    for (const h of seenHeaders) {
+      assert.equal(h['content-type'], 'application/grpc');
+      assert.equal(h[':authority'], `127.0.0.1:${(server.address() as net.AddressInfo).port}`);
+      assert.match(String(h['grpc-timeout']), /^\d+m$/);
+    }
+    assert.deepEqual(seenHeaders.map((h) => h['raftkv-seq']), ['0', '10', '70000', '300000', '2000000', '10']);
+    // Many at once on the one connection.
+    const many = await Promise.all(Array.from({ length: 50 }, (_, i) => range(i * 100)));
+    assert.deepEqual(many.map((r) => r.kvs[0]!.value.length), Array.from({ length: 50 }, (_, i) => i * 100));
+  });
+
+  it("reports a Trailers-Only error's status and message, and a refused stream as not run", async () => {
+    await assert.rejects(range(1, 'error'), (e: unknown) => e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.OUT_OF_RANGE && e.message === 'etcdserver: mvcc: required revision has been compacted');
+    await assert.rejects(range(1, 'refuse'), (e: unknown) => e instanceof GrpcStatusError && e.grpcStatus === GrpcStatus.UNAVAILABLE && !e.requestMayHaveRun);
+    assert.equal((await range(5)).kvs[0]!.value.length, 5, 'the connection goes on');
   });
 });
 

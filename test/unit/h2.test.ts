@@ -145,10 +145,21 @@ class RawClient {
   ended = false;
   readonly decoder = new HpackDecoder();
 
-  constructor(port: number, opts: { preface?: Buffer; settings?: [number, number][] } = {}) {
-    this.socket = net.connect({ port, host: '127.0.0.1', noDelay: true });
+  private prefaceBytes = 0;
+  private preface: Buffer | undefined;
+
+  constructor(port: number | net.Socket, opts: { preface?: Buffer; settings?: [number, number][] } = {}) {
+    this.socket = typeof port === 'number' ? net.connect({ port, host: '127.0.0.1', noDelay: true }) : port;
+    // As the server end of a connection: the client's preface comes first.
+    if (typeof port !== 'number') this.prefaceBytes = CLIENT_PREFACE.length;
     this.socket.on('data', (chunk: Buffer) => {
       this.buf = Buffer.concat([this.buf, chunk]);
+      if (this.prefaceBytes > 0) {
+        if (this.buf.length < this.prefaceBytes) return;
+        this.preface = this.buf.subarray(0, this.prefaceBytes);
+        this.buf = this.buf.subarray(this.prefaceBytes);
+        this.prefaceBytes = 0;
+      }
       while (this.buf.length >= 9 && this.buf.length >= 9 + this.buf.readUIntBE(0, 3)) {
         const len = this.buf.readUIntBE(0, 3);
         const f = { type: this.buf[3]!, flags: this.buf[4]!, stream: this.buf.readUInt32BE(5), payload: this.buf.subarray(9, 9 + len) };
@@ -164,7 +175,25 @@ class RawClient {
       this.wake?.();
     });
     this.socket.on('error', () => {});
-    this.socket.write(opts.preface ?? Buffer.concat([CLIENT_PREFACE, encodeFrame(T.SETTINGS, 0, 0, settings(opts.settings ?? []))]));
+    const ownSettings = encodeFrame(T.SETTINGS, 0, 0, settings(opts.settings ?? []));
+    this.socket.write(typeof port !== 'number' ? ownSettings : (opts.preface ?? Buffer.concat([CLIENT_PREFACE, ownSettings])));
+  }
+
+  /** The server end of an accepted connection: sends SETTINGS, reads the client's preface. */
+  static over(socket: net.Socket): RawClient {
+    return new RawClient(socket);
+  }
+
+  async readPreface(): Promise<Buffer> {
+    while (this.preface === undefined) await new Promise((r) => setTimeout(r, 5));
+    return this.preface;
+  }
+
+  /** Waits until the peer has read and answered everything sent so far (a PING round trip). */
+  async sync(): Promise<void> {
+    const payload = Buffer.from(`sync${String(Math.random()).slice(2, 6)}`);
+    this.send(T.PING, 0, 0, payload);
+    await this.next((f) => f.type === T.PING && f.flags === ACK && f.payload.equals(payload));
   }
 
   send(type: number, flags: number, stream: number, payload?: Buffer): void {
@@ -499,5 +528,99 @@ describe('HTTP/2 server connection', () => {
     const r = await c.response(5);
     assert.equal(r.headers[':status'], '200');
     c.close();
+  });
+});
+
+describe('HTTP/2 client connection', () => {
+  /** A raw server: the test writes its frames; the client side under test is an H2Connection in the client role. */
+  async function pair(): Promise<{ client: H2Connection; server: RawClient; closed: Promise<void>; done: () => void }> {
+    let accepted!: (s: net.Socket) => void;
+    const sockets = new Promise<net.Socket>((r) => (accepted = r));
+    const listener = net.createServer({ noDelay: true }, (s) => accepted(s));
+    await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+    const socket = net.connect({ port: (listener.address() as net.AddressInfo).port, host: '127.0.0.1', noDelay: true });
+    let onClosed!: () => void;
+    const closed = new Promise<void>((r) => (onClosed = r));
+    const client = new H2Connection(socket, { onConnectionClose: () => onClosed(), onHandlerError: (e) => { throw e; } }, OPTIONS, Buffer.alloc(0), 'client');
+    // The accepted socket, read frame by frame like RawClient (which also sends a server's preface: SETTINGS).
+    const server = RawClient.over(await sockets);
+    return { client, server, closed, done: () => listener.close() };
+  }
+
+  function listen(stream: H2Stream): { events: string[] } {
+    const events: string[] = [];
+    stream.listener = {
+      onHeaders: (h, end) => events.push(`headers ${h[':status'] ?? h['grpc-status']}${end ? ' end' : ''}`),
+      onData: (c) => events.push(`data ${c.length}`),
+      onEnd: () => events.push('end'),
+      onClose: () => events.push(`close${stream.refused ? ' refused' : ''}${stream.resetCode !== undefined ? ` reset ${stream.resetCode}` : ''}`),
+      onDrain: () => {},
+    };
+    return { events };
+  }
+
+  it('opens with the preface and SETTINGS (push off), sends requests on odd streams, reads a response with trailers', async () => {
+    const { client, server, done } = await pair();
+    try {
+      const preface = await server.readPreface();
+      assert.deepEqual(preface, CLIENT_PREFACE);
+      const own = await server.next((f) => f.type === T.SETTINGS && f.flags === 0);
+      assert.deepEqual(own?.payload, settings([[4, 1024], [6, 2048], [2, 0]]));
+      const a = client.request(request('/a'))!;
+      const b = client.request(request('/b'))!;
+      assert.deepEqual([a.id, b.id], [1, 3]);
+      const la = listen(a);
+      a.write(Buffer.from('body'), true);
+      const h = await server.next((f) => f.type === T.HEADERS && f.stream === 1);
+      assert.equal(server.headersOf(h!)[':path'], '/a');
+      const d = await server.next((f) => f.type === T.DATA && f.stream === 1);
+      assert.deepEqual([d?.payload.toString(), d!.flags & END_STREAM], ['body', END_STREAM], 'one DATA frame carries the body and END_STREAM');
+      server.send(T.HEADERS, END_HEADERS, 1, encodeHeaderBlock([[':status', '200']]));
+      server.send(T.DATA, 0, 1, Buffer.from('answer'));
+      server.send(T.HEADERS, END_HEADERS | END_STREAM, 1, encodeHeaderBlock([['grpc-status', '0']]));
+      await server.sync();
+      assert.deepEqual(la.events, ['headers 200', 'data 6', 'headers 0 end', 'end', 'close']);
+      b.reset(H2Code.CANCEL);
+    } finally {
+      server.close();
+      done();
+    }
+  });
+
+  it('after GOAWAY: streams above its last stream are refused (not processed), the others answered, new requests refused', async () => {
+    const { client, server, done } = await pair();
+    try {
+      await server.readPreface();
+      const [one, three, five] = [client.request(request()), client.request(request()), client.request(request())].map((s) => ({ s: s!, ...listen(s!) }));
+      await server.next((f) => f.type === T.HEADERS && f.stream === 5);
+      server.send(T.RST_STREAM, 0, 5, u32(H2Code.REFUSED_STREAM));
+      server.send(T.GOAWAY, 0, 0, Buffer.concat([u32(1), u32(H2Code.NO_ERROR)]));
+      server.send(T.HEADERS, END_HEADERS | END_STREAM, 1, encodeHeaderBlock([[':status', '200'], ['grpc-status', '0']]));
+      await server.sync();
+      assert.deepEqual(five!.events, ['close refused reset 7']);
+      assert.deepEqual(three!.events, ['close refused']);
+      assert.deepEqual(one!.events, ['headers 200 end', 'end'], 'answered; open until its own END_STREAM is sent');
+      assert.equal(client.acceptsRequests, false);
+      assert.equal(client.request(request()), undefined);
+      one!.s.write(Buffer.alloc(0), true);
+      assert.deepEqual(one!.events.at(-1), 'close');
+    } finally {
+      server.close();
+      done();
+    }
+  });
+
+  it('treats HEADERS on a stream it did not open as a connection error', async () => {
+    const { server, closed, done } = await pair();
+    try {
+      await server.readPreface();
+      server.send(T.HEADERS, END_HEADERS, 2, encodeHeaderBlock([[':status', '200']]));
+      const g = await server.goAway();
+      assert.equal(g.code, H2Code.PROTOCOL_ERROR);
+      server.close();
+      await closed;
+    } finally {
+      done();
+    }
   });
 });
