@@ -123,16 +123,16 @@ export interface H2Handler {
 export interface H2StreamListener {
   /** A header block after the request's: a client's response headers, then trailers (`endStream` set). */
   onHeaders?(headers: RequestHeaders, endStream: boolean): void;
-  /** Request data, as slices of what the socket read. */
+  /** Data from the peer (a request's body, or a response's), as slices of what the socket read. */
   onData(chunk: Buffer): void;
-  /** The client ended its side (END_STREAM): the request is complete. */
+  /** The peer ended its side (END_STREAM): the request, or the response, is complete. */
   onEnd(): void;
   /**
    * The stream is over: ended on both sides, reset by either side, or the
    * connection went away (`resetCode` and `refused` on the stream say which).
    */
   onClose(): void;
-  /** Queued response data fell below the high-water mark after write() returned false. */
+  /** Queued data fell below the high-water mark after write() returned false. */
   onDrain(): void;
 }
 
@@ -148,12 +148,12 @@ export class H2ConnectionError extends Error {
   }
 }
 
-/** One request and its response. */
+/** One stream: a request and its response. */
 export class H2Stream {
   listener: H2StreamListener | undefined;
-  /** END_STREAM received: the request is complete. */
+  /** END_STREAM received: the peer has sent all it will. */
   remoteEnded = false;
-  /** end() or an ending respond() was called: nothing more may be sent. */
+  /** An ending write(), end() or respond() was called: nothing more may be sent. */
   localEnded = false;
   /** The frame carrying our END_STREAM has been queued for the socket. */
   endSent = false;
@@ -172,7 +172,7 @@ export class H2Stream {
   /** What the peer may still send before our next WINDOW_UPDATE. */
   recvWindow: number;
   recvUnacknowledged = 0;
-  /** Response data waiting for flow-control window, oldest first. */
+  /** Data waiting for flow-control window or the socket, oldest first. */
   pending: Buffer[] = [];
   pendingBytes = 0;
   /** The trailers to send once `pending` is out; undefined: END_STREAM on the last DATA frame. */
@@ -189,7 +189,7 @@ export class H2Stream {
     this.recvWindow = recvWindow;
   }
 
-  /** Sends the response headers (an encoded block, see encodeHeaderBlock); `endStream`: no body or trailers follow. */
+  /** Sends a server's response headers (an encoded block, see encodeHeaderBlock); `endStream`: no body or trailers follow. */
   respond(block: Buffer, endStream = false): void {
     if (this.closed || this.localEnded) return;
     if (endStream) this.localEnded = true;
@@ -213,7 +213,7 @@ export class H2Stream {
     return false;
   }
 
-  /** Ends the response: after the queued data, the trailers (an encoded block) or an empty DATA frame carry END_STREAM. */
+  /** Ends this side: after the queued data, the trailers (an encoded block) or an empty DATA frame carry END_STREAM. */
   end(trailers?: Buffer): void {
     if (this.closed || this.localEnded) return;
     this.localEnded = true;
