@@ -8,7 +8,7 @@ import { walCommand } from './wal.js';
 import { serveCommand } from './serve.js';
 import { localCommand } from './local.js';
 import { kvCommand } from './kv.js';
-import { StorageError } from '../storage/errors.js';
+import { DataDirLockedError, StorageError } from '../storage/errors.js';
 
 const COMMANDS: Record<string, { run: (argv: readonly string[]) => Promise<number>; help: string }> = {
   sim: { run: simCommand, help: 'run the deterministic cluster simulator (one seed, or a sweep)' },
@@ -48,7 +48,8 @@ function describeFailure(e: unknown): string {
   if (!(e instanceof Error)) return String(e);
   const code = (e as { code?: unknown }).code;
   if (typeof code !== 'string' || !/^[A-Z][A-Z0-9_]+$/.test(code)) return e.stack ?? e.message;
-  const hint = e instanceof StorageError ? '; `raftkv wal verify <data-dir>` checks the directory' : '';
+  // Damage is for `wal verify` to show; a directory in use is not damaged.
+  const hint = e instanceof StorageError && !(e instanceof DataDirLockedError) ? '; `raftkv wal verify <data-dir>` checks the directory' : '';
   return `${e.message} (${code}${hint})`;
 }
 

@@ -38,7 +38,7 @@ import {
   WalCorruptionError,
 } from './errors.js';
 import { type ByteParts, joinParts, partsOf } from './bytes.js';
-import { type FileSystem, joinPath } from './fs.js';
+import { type FileLock, type FileSystem, joinPath } from './fs.js';
 import { LogIndex, STRIDE } from './logIndex.js';
 import { RECORD_ENTRY, type SnapshotMarker, decodeEntryRecord, entryIndex } from './record.js';
 import {
@@ -139,6 +139,8 @@ export class DiskStorage implements Storage {
   private snapshotsWaiting: WaitingSnapshot[] = [];
   /** The newest snapshot from the leader appended to the log (save), durable or not. */
   private installedIndex = 0;
+  /** The data directory's lock (open), released by close(). */
+  private lock: FileLock | undefined;
 
   private constructor(options: DiskStorageOptions) {
     this.cacheLimit = options.cacheBytes ?? DEFAULT_CACHE_BYTES;
@@ -216,7 +218,21 @@ export class DiskStorage implements Storage {
    * a StorageError naming the damage if it cannot be trusted.
    */
   static open(options: DiskStorageOptions): DiskStorage {
-    return new DiskStorage(options);
+    // One writer per directory: a second member started on it by mistake
+    // would append between the first one's records and remove its files.
+    let lock: FileLock | undefined;
+    if (!options.readOnly && options.fs.lock !== undefined) {
+      options.fs.mkdirp(options.dir);
+      lock = options.fs.lock(joinPath(options.dir, 'LOCK'));
+    }
+    try {
+      const storage = new DiskStorage(options);
+      storage.lock = lock;
+      return storage;
+    } catch (e) {
+      lock?.release();
+      throw e;
+    }
   }
 
   /** Replay found an entry record at `position`. */
@@ -684,6 +700,8 @@ export class DiskStorage implements Storage {
   close(): void {
     const dones = this.dropSnapshotWrites(false);
     this.wal.close();
+    this.lock?.release();
+    this.lock = undefined;
     const err = new WalClosedError('closed');
     for (const done of dones) done(err);
   }

@@ -119,6 +119,21 @@ export class DataDirError extends StorageError {
   }
 }
 
+/**
+ * Another process (a member still running, started twice by mistake) holds
+ * the data directory: two writers would interleave their appends and each
+ * remove what it takes for the other's leftovers.
+ */
+export class DataDirLockedError extends StorageError {
+  readonly code = 'DATA_DIR_LOCKED';
+  constructor(
+    readonly dir: string,
+    readonly pid: number,
+  ) {
+    super(`${dir} is in use by another process (pid ${pid}): one data directory, one member (if no such process is a member, remove ${dir}/LOCK)`);
+  }
+}
+
 /** The storage layer's own bookkeeping disagrees with itself: a bug, never bad input. */
 export class StorageInvariantError extends StorageError {
   readonly code = 'STORAGE_INVARIANT';

@@ -50,6 +50,17 @@ export interface FileSystem {
   remove(path: string): void;
   /** Makes the directory's entries (files created, renamed, removed) durable. */
   syncDir(dir: string): void;
+  /**
+   * Takes `path` as this process's lock (created if missing); throws
+   * DataDirLockedError while another live process holds it. A disk that
+   * only one process can see (the simulator's) needs none.
+   */
+  lock?(path: string): FileLock;
+}
+
+/** A lock held by this process until released (or until the process dies). */
+export interface FileLock {
+  release(): void;
 }
 
 export function joinPath(dir: string, name: string): string {

@@ -3,7 +3,10 @@
 // the event loop keeps going while the disk flushes.
 
 import * as fs from 'node:fs';
-import type { FileHandle, FileSystem } from './fs.js';
+import { dirname } from 'node:path';
+
+import { DataDirLockedError } from './errors.js';
+import type { FileHandle, FileLock, FileSystem } from './fs.js';
 
 export class NodeFileSystem implements FileSystem {
   mkdirp(path: string): void {
@@ -98,5 +101,52 @@ export class NodeFileSystem implements FileSystem {
     } finally {
       fs.closeSync(fd);
     }
+  }
+
+  /**
+   * A lock file holding the owner's pid, created exclusively (Node has no
+   * flock(2)). One left by a process that died (kill -9) names a pid that
+   * no longer runs, and is taken over; so is one of this process's own (a
+   * test reopening a directory it "crashed" in). Two processes taking over
+   * the same stale file at the same instant could both succeed: the window
+   * is the microseconds between reading the file and replacing it.
+   */
+  lock(path: string): FileLock {
+    const own = `${process.pid}\n`;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        fs.writeFileSync(path, own, { flag: 'wx' });
+        break;
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+        const holder = Number.parseInt(readOrEmpty(path), 10);
+        const stale = !Number.isSafeInteger(holder) || holder === process.pid || !isRunning(holder);
+        if (!stale || attempt > 0) throw new DataDirLockedError(dirname(path), holder);
+        fs.rmSync(path, { force: true });
+      }
+    }
+    return {
+      release: () => {
+        if (readOrEmpty(path) === own) fs.rmSync(path, { force: true });
+      },
+    };
+  }
+}
+
+function readOrEmpty(path: string): string {
+  try {
+    return fs.readFileSync(path, 'latin1');
+  } catch {
+    return '';
+  }
+}
+
+function isRunning(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    // EPERM: it runs, as another user.
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
