@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 
 import { CLIENT_PREFACE, H2Code, H2Connection, type H2Handler, type H2Options, type H2Stream, type RequestHeaders } from '../../src/server/h2.js';
 import { encodeHeaderBlock, encodeInteger, encodeRawString, HpackDecoder, HpackError, huffmanDecode } from '../../src/server/hpack.js';
+import { ACK, END_HEADERS, END_STREAM, type Frame, PADDED, PRIORITY, T, encodeFrame, settings, u32 } from './h2Frames.js';
 
 const hex = (s: string): Buffer => Buffer.from(s.replace(/\s+/g, ''), 'hex');
 
@@ -95,44 +96,6 @@ describe('HPACK', () => {
 
 // ---------------------------------------------------------------------------
 // A raw HTTP/2 client
-
-const T = { DATA: 0, HEADERS: 1, PRIORITY: 2, RST_STREAM: 3, SETTINGS: 4, PUSH_PROMISE: 5, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 };
-const END_STREAM = 0x1;
-const ACK = 0x1;
-const END_HEADERS = 0x4;
-const PADDED = 0x8;
-const PRIORITY = 0x20;
-
-interface Frame {
-  type: number;
-  flags: number;
-  stream: number;
-  payload: Buffer;
-}
-
-function encodeFrame(type: number, flags: number, stream: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream, 5);
-  return Buffer.concat([h, payload]);
-}
-
-function settings(pairs: [number, number][]): Buffer {
-  const b = Buffer.alloc(6 * pairs.length);
-  pairs.forEach(([id, v], i) => {
-    b.writeUInt16BE(id, 6 * i);
-    b.writeUInt32BE(v, 6 * i + 2);
-  });
-  return b;
-}
-
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v, 0);
-  return b;
-}
 
 const request = (path = '/echo', extra: [string, string][] = []): Buffer =>
   encodeHeaderBlock([[':method', 'POST'], [':scheme', 'http'], [':path', path], [':authority', 'http://127.0.0.1:2379'], ...extra]);

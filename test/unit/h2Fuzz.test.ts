@@ -21,6 +21,7 @@ import { describe, it } from 'node:test';
 import { CLIENT_PREFACE, H2Code, H2Connection, type H2Handler, type H2Options, type H2Stream } from '../../src/server/h2.js';
 import { encodeHeaderBlock, encodeInteger, encodeRawString, HpackDecoder, HpackError } from '../../src/server/hpack.js';
 import { Random } from '../../src/sim/random.js';
+import { encodeFrame, parseFrames, u32 } from './h2Frames.js';
 
 function seeds(): number[] {
   const spec = process.env.H2_FUZZ_SEEDS ?? '1-400';
@@ -54,21 +55,6 @@ class FakeSocket extends EventEmitter {
   }
 }
 
-function frame(type: number, flags: number, stream: number, payload: Buffer): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(stream >>> 0, 5);
-  return Buffer.concat([h, payload]);
-}
-
-function u32(v: number): Buffer {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v >>> 0, 0);
-  return b;
-}
-
 /** A request header block, sometimes adding a field to the client's dynamic table or using one. */
 function requestBlock(r: Random, tableEntries: number): { block: Buffer; added: boolean } {
   const fields: [string, string][] = [[':method', r.chance(0.9) ? 'POST' : 'GET'], [':path', r.chance(0.5) ? '/echo' : '/hold'], [':scheme', 'http']];
@@ -95,7 +81,7 @@ function clientBytes(r: Random): Buffer {
   const mistakeRate = r.chance(0.5) ? 0 : 0.01 + 0.04 * r.float();
   const bad = (): boolean => r.chance(mistakeRate);
   const out: Buffer[] = [CLIENT_PREFACE];
-  if (!bad()) out.push(frame(4, 0, 0, r.chance(0.7) ? Buffer.alloc(0) : Buffer.from([0, 4, 0, 0, r.int(2), r.int(256)])));
+  if (!bad()) out.push(encodeFrame(4, 0, 0, r.chance(0.7) ? Buffer.alloc(0) : Buffer.from([0, 4, 0, 0, r.int(2), r.int(256)])));
   let nextStream = 1;
   let tableEntries = 0;
   const open: number[] = [];
@@ -111,29 +97,29 @@ function clientBytes(r: Random): Buffer {
       const endStream = r.chance(0.4);
       if (r.chance(0.2) && block.length > 2) {
         const cut = 1 + r.int(block.length - 1);
-        out.push(frame(1, endStream ? 1 : 0, id, block.subarray(0, cut)));
-        if (bad()) out.push(frame(6, 0, 0, Buffer.alloc(8)));
-        out.push(frame(9, 4, id, block.subarray(cut)));
+        out.push(encodeFrame(1, endStream ? 1 : 0, id, block.subarray(0, cut)));
+        if (bad()) out.push(encodeFrame(6, 0, 0, Buffer.alloc(8)));
+        out.push(encodeFrame(9, 4, id, block.subarray(cut)));
       } else if (r.chance(0.2)) {
         const pad = r.int(5);
-        out.push(frame(1, 0x4 | 0x8 | 0x20 | (endStream ? 1 : 0), id, Buffer.concat([Buffer.from([bad() ? 255 : pad]), Buffer.alloc(5), block, Buffer.alloc(pad)])));
+        out.push(encodeFrame(1, 0x4 | 0x8 | 0x20 | (endStream ? 1 : 0), id, Buffer.concat([Buffer.from([bad() ? 255 : pad]), Buffer.alloc(5), block, Buffer.alloc(pad)])));
       } else {
-        out.push(frame(1, 0x4 | (endStream ? 1 : 0), id, block));
+        out.push(encodeFrame(1, 0x4 | (endStream ? 1 : 0), id, block));
       }
       if (!endStream) open.push(id);
     } else if (roll < 60 && open.length > 0) {
       const id = open[r.int(open.length)]!;
       const end = r.chance(0.5);
       const size = bad() ? 16_385 : r.int(r.chance(0.1) ? 16_384 : 200);
-      out.push(frame(0, end ? 1 : 0, id, Buffer.alloc(size, 'd')));
+      out.push(encodeFrame(0, end ? 1 : 0, id, Buffer.alloc(size, 'd')));
       if (end) open.splice(open.indexOf(id), 1);
     } else if (roll < 70) {
       const onConnection = nextStream === 1 || r.chance(0.5);
       const id = onConnection ? 0 : bad() ? nextStream + 2 * r.int(3) : Math.max(1, nextStream - 2 - 2 * r.int(4));
-      out.push(frame(8, 0, id, u32(bad() ? (r.chance(0.5) ? 0 : 0x7fffffff) : 1 + r.int(100_000))));
+      out.push(encodeFrame(8, 0, id, u32(bad() ? (r.chance(0.5) ? 0 : 0x7fffffff) : 1 + r.int(100_000))));
     } else if (roll < 74 && open.length > 0) {
       const id = bad() ? nextStream + 2 : open.splice(r.int(open.length), 1)[0]!;
-      out.push(frame(3, 0, id, u32(r.int(14))));
+      out.push(encodeFrame(3, 0, id, u32(r.int(14))));
     } else if (roll < 78) {
       const n = r.int(4);
       const payload = Buffer.alloc(6 * n);
@@ -144,22 +130,22 @@ function clientBytes(r: Random): Buffer {
         payload.writeUInt16BE(bad() ? r.int(20) : id, 6 * k);
         payload.writeUInt32BE(bad() ? r.int(0x100000000) : valid, 6 * k + 2);
       }
-      out.push(frame(4, bad() ? 1 : 0, bad() ? 1 : 0, payload));
+      out.push(encodeFrame(4, bad() ? 1 : 0, bad() ? 1 : 0, payload));
     } else if (roll < 83) {
-      out.push(frame(6, r.chance(0.2) ? 1 : 0, bad() ? 1 : 0, Buffer.alloc(bad() ? r.int(12) : 8)));
+      out.push(encodeFrame(6, r.chance(0.2) ? 1 : 0, bad() ? 1 : 0, Buffer.alloc(bad() ? r.int(12) : 8)));
     } else if (roll < 86) {
       // An unknown frame type, which must be ignored, or (a mistake) a known one with random contents.
       const type = bad() ? r.int(10) : 10 + r.int(240);
-      out.push(frame(type, r.int(256), r.int(nextStream + 2), Buffer.alloc(r.int(40), r.int(256))));
+      out.push(encodeFrame(type, r.int(256), r.int(nextStream + 2), Buffer.alloc(r.int(40), r.int(256))));
     } else if (roll < 89) {
-      out.push(frame(2, 0, bad() ? 0 : 1 + 2 * r.int(nextStream), Buffer.alloc(bad() ? 4 : 5)));
+      out.push(encodeFrame(2, 0, bad() ? 0 : 1 + 2 * r.int(nextStream), Buffer.alloc(bad() ? 4 : 5)));
     } else if (roll < 90) {
-      out.push(frame(7, 0, 0, Buffer.concat([u32(r.int(nextStream)), u32(r.int(14))])));
+      out.push(encodeFrame(7, 0, 0, Buffer.concat([u32(r.int(nextStream)), u32(r.int(14))])));
     } else if (roll < 92 && bad()) {
       // A damaged header block.
       const junk = Buffer.alloc(1 + r.int(20));
       for (let k = 0; k < junk.length; k++) junk[k] = r.int(256);
-      out.push(frame(1, 0x4, nextStream, junk));
+      out.push(encodeFrame(1, 0x4, nextStream, junk));
       nextStream += 2;
     }
   }
@@ -167,26 +153,6 @@ function clientBytes(r: Random): Buffer {
   // Sometimes a flipped bit anywhere.
   if (mistakeRate > 0 && r.chance(0.2)) bytes[r.int(bytes.length)] ^= 1 << r.int(8);
   return bytes;
-}
-
-interface ParsedFrame {
-  type: number;
-  flags: number;
-  stream: number;
-  payload: Buffer;
-}
-
-function parseFrames(bytes: Buffer): ParsedFrame[] {
-  const frames: ParsedFrame[] = [];
-  let at = 0;
-  while (at < bytes.length) {
-    assert.ok(bytes.length - at >= 9, 'a partial frame header');
-    const len = bytes.readUIntBE(at, 3);
-    assert.ok(bytes.length - at - 9 >= len, 'a partial frame');
-    frames.push({ type: bytes[at + 3]!, flags: bytes[at + 4]!, stream: bytes.readUInt32BE(at + 5), payload: bytes.subarray(at + 9, at + 9 + len) });
-    at += 9 + len;
-  }
-  return frames;
 }
 
 const OPTIONS: H2Options = { streamWindowBytes: 4096, connectionWindowBytes: 100_000, maxHeaderListBytes: 4096, maxConcurrentStreams: 8, maxQueuedBytes: 1 << 20 };
