@@ -61,7 +61,6 @@ function statusFromHttp(code: number): GrpcStatus {
 
 /** One HTTP/2 connection and what is known of it. */
 class Connection {
-  established = false;
   /** Why it failed, for the error of the calls it took down. */
   failure: string | undefined;
   readonly h2: H2Connection;
@@ -80,11 +79,8 @@ class Connection {
     this.h2 = new H2Connection(
       socket,
       {
-        onEstablished: () => {
-          // The TCP connection is not enough: the server has answered in HTTP/2 once its SETTINGS arrive.
-          this.established = true;
-          clearTimeout(this.timer);
-        },
+        // The TCP connection is not enough: the server has answered in HTTP/2 once its SETTINGS arrive.
+        onEstablished: () => clearTimeout(this.timer),
         // After GOAWAY (the server is shutting down) new calls go to a new connection.
         onGoAway: (_last, code) => {
           if (code !== H2Code.NO_ERROR) this.failure ??= `the server ended the connection (HTTP/2 error ${code})`;
@@ -254,7 +250,7 @@ class UnaryCall<Res> implements H2StreamListener {
         return;
       }
       // No status: the stream was reset or the connection went away.
-      const refused = stream.refused || !this.connection.established;
+      const refused = stream.refused || !this.connection.h2.established;
       const why = stream.resetCode !== undefined ? `stream reset with code ${stream.resetCode}` : (this.connection.failure ?? 'stream closed without a status');
       this.fail(new GrpcStatusError(GrpcStatus.UNAVAILABLE, `connection to ${this.url} failed: ${why}`, this.url, !refused));
       return;

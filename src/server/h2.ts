@@ -235,6 +235,12 @@ export class H2Stream {
   }
 }
 
+/** What a peer may still send, on a stream or on the whole connection, and what it sent since our last WINDOW_UPDATE. */
+interface ReceiveCredit {
+  recvWindow: number;
+  recvUnacknowledged: number;
+}
+
 /** A header block being received across CONTINUATION frames (§6.10). */
 interface PartialHeaderBlock {
   readonly streamId: number;
@@ -253,19 +259,18 @@ export class H2Connection {
   private nextStreamId = 1;
   /** The peer sent GOAWAY: no new streams (client). */
   private peerGoingAway = false;
-  private established = false;
   private input: Buffer | undefined;
   private prefaceReceived = false;
   private settingsReceived = false;
   private headerBlock: PartialHeaderBlock | undefined;
-  // The client's settings, as they bind what we send.
+  // The peer's settings, as they bind what we send.
   private peerInitialWindow = DEFAULT_WINDOW;
   private peerMaxFrame = DEFAULT_MAX_FRAME;
   private sendWindow = DEFAULT_WINDOW;
   /** The connection's receive window as advertised: it can only be raised from 65,535 (§6.9.2). */
   private readonly connectionWindow: number;
-  private recvWindow: number;
-  private recvUnacknowledged = 0;
+  /** What the peer may still send on the connection before our next WINDOW_UPDATE. */
+  private readonly recv: ReceiveCredit;
   /**
    * A new stream's receive window: 65,535 until the client acknowledges our
    * SETTINGS, then SETTINGS_INITIAL_WINDOW_SIZE (§6.9.2: until then it may
@@ -293,7 +298,7 @@ export class H2Connection {
     readonly role: H2Role = 'server',
   ) {
     this.connectionWindow = Math.max(DEFAULT_WINDOW, options.connectionWindowBytes);
-    this.recvWindow = this.connectionWindow;
+    this.recv = { recvWindow: this.connectionWindow, recvUnacknowledged: 0 };
     // §3.4: a client opens with the fixed preface; both ends' prefaces then
     // are a SETTINGS frame; the connection window is not a setting, so it is
     // raised with a WINDOW_UPDATE (§6.9.2). A client turns push off.
@@ -325,9 +330,9 @@ export class H2Connection {
     return bytes;
   }
 
-  /** Open streams. */
-  get streamCount(): number {
-    return this.streams.size;
+  /** The peer's first SETTINGS arrived: it speaks HTTP/2. */
+  get established(): boolean {
+    return this.settingsReceived;
   }
 
   /** Whether a client may open a stream here now (not closed, not told to go away, identifiers left). */
@@ -424,7 +429,7 @@ export class H2Connection {
 
   private onFrame(type: number, flags: number, streamId: number, payload: Buffer): void {
     if (!this.settingsReceived && type !== TYPE_SETTINGS) {
-      throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, 'the client preface must end with a SETTINGS frame');
+      throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, this.role === 'server' ? 'the client preface must end with a SETTINGS frame' : 'the server preface must be a SETTINGS frame');
     }
     if (this.headerBlock !== undefined && (type !== TYPE_CONTINUATION || streamId !== this.headerBlock.streamId)) {
       throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, `a header block of stream ${this.headerBlock.streamId} was interrupted by another frame`);
@@ -474,13 +479,8 @@ export class H2Connection {
   private onData(flags: number, streamId: number, payload: Buffer): void {
     if (streamId === 0) throw new H2ConnectionError(H2Code.PROTOCOL_ERROR, 'DATA on stream 0');
     // §6.9: the whole payload, padding included, counts against both windows.
-    this.recvWindow -= payload.length;
-    if (this.recvWindow < 0) throw new H2ConnectionError(H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
-    this.recvUnacknowledged += payload.length;
-    if (this.recvUnacknowledged >= this.connectionWindow / 2) {
-      this.windowUpdate(0, this.recvUnacknowledged);
-      this.recvWindow += this.recvUnacknowledged;
-      this.recvUnacknowledged = 0;
+    if (!this.take(0, this.recv, payload.length, this.connectionWindow, true)) {
+      throw new H2ConnectionError(H2Code.FLOW_CONTROL_ERROR, 'DATA beyond the connection window');
     }
     const data = this.unpad(flags, payload, 'DATA');
     const stream = this.streams.get(streamId);
@@ -489,19 +489,29 @@ export class H2Connection {
       return; // a stream closed or reset here: what was in flight is dropped
     }
     if (stream.remoteEnded) return this.streamError(streamId, H2Code.STREAM_CLOSED);
-    stream.recvWindow -= payload.length;
-    if (stream.recvWindow < 0) return this.streamError(streamId, H2Code.FLOW_CONTROL_ERROR);
     const endStream = (flags & FLAG_END_STREAM) !== 0;
-    if (!endStream) {
-      stream.recvUnacknowledged += payload.length;
-      if (stream.recvUnacknowledged >= this.streamWindow / 2) {
-        this.windowUpdate(streamId, stream.recvUnacknowledged);
-        stream.recvWindow += stream.recvUnacknowledged;
-        stream.recvUnacknowledged = 0;
-      }
-    }
+    // A stream's last frame needs no window back.
+    if (!this.take(streamId, stream, payload.length, this.streamWindow, !endStream)) return this.streamError(streamId, H2Code.FLOW_CONTROL_ERROR);
     if (data.length > 0) this.notify(stream, onDataEvent, data);
     if (endStream && !stream.closed) this.remoteEnd(stream);
+  }
+
+  /**
+   * Counts `bytes` received against `credit`; false if they were beyond it.
+   * With `acknowledge`, once half of `window` is taken, a WINDOW_UPDATE
+   * gives it back: data is handed on as it arrives, so nothing is held.
+   */
+  private take(streamId: number, credit: ReceiveCredit, bytes: number, window: number, acknowledge: boolean): boolean {
+    credit.recvWindow -= bytes;
+    if (credit.recvWindow < 0) return false;
+    if (!acknowledge) return true;
+    credit.recvUnacknowledged += bytes;
+    if (credit.recvUnacknowledged >= window / 2) {
+      this.windowUpdate(streamId, credit.recvUnacknowledged);
+      credit.recvWindow += credit.recvUnacknowledged;
+      credit.recvUnacknowledged = 0;
+    }
+    return true;
   }
 
   private onHeaders(flags: number, streamId: number, payload: Buffer): void {
@@ -673,11 +683,10 @@ export class H2Connection {
           break; // §6.5.2: unknown settings are ignored
       }
     }
-    this.settingsReceived = true;
     this.frame(TYPE_SETTINGS, FLAG_ACK, 0, EMPTY);
     this.pumpAll();
-    if (!this.established) {
-      this.established = true;
+    if (!this.settingsReceived) {
+      this.settingsReceived = true;
       this.handler.onEstablished?.();
     }
   }

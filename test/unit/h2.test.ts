@@ -495,8 +495,17 @@ describe('HTTP/2 server connection', () => {
 });
 
 describe('HTTP/2 client connection', () => {
-  /** A raw server: the test writes its frames; the client side under test is an H2Connection in the client role. */
-  async function pair(): Promise<{ client: H2Connection; server: RawClient; closed: Promise<void>; done: () => void }> {
+  interface Pair {
+    client: H2Connection;
+    server: RawClient;
+    closed: Promise<void>;
+  }
+
+  /**
+   * Runs `body` with a raw server (the test writes its frames) and the
+   * client side under test, an H2Connection in the client role; closes both after.
+   */
+  async function withPair(body: (pair: Pair) => Promise<void>): Promise<void> {
     let accepted!: (s: net.Socket) => void;
     const sockets = new Promise<net.Socket>((r) => (accepted = r));
     const listener = net.createServer({ noDelay: true }, (s) => accepted(s));
@@ -507,7 +516,12 @@ describe('HTTP/2 client connection', () => {
     const client = new H2Connection(socket, { onConnectionClose: () => onClosed(), onHandlerError: (e) => { throw e; } }, OPTIONS, Buffer.alloc(0), 'client');
     // The accepted socket, read frame by frame like RawClient (which also sends a server's preface: SETTINGS).
     const server = RawClient.over(await sockets);
-    return { client, server, closed, done: () => listener.close() };
+    try {
+      await body({ client, server, closed });
+    } finally {
+      server.close();
+      listener.close();
+    }
   }
 
   function listen(stream: H2Stream): { events: string[] } {
@@ -522,9 +536,8 @@ describe('HTTP/2 client connection', () => {
     return { events };
   }
 
-  it('opens with the preface and SETTINGS (push off), sends requests on odd streams, reads a response with trailers', async () => {
-    const { client, server, done } = await pair();
-    try {
+  it('opens with the preface and SETTINGS (push off), sends requests on odd streams, reads a response with trailers', () =>
+    withPair(async ({ client, server }) => {
       const preface = await server.readPreface();
       assert.deepEqual(preface, CLIENT_PREFACE);
       const own = await server.next((f) => f.type === T.SETTINGS && f.flags === 0);
@@ -544,15 +557,10 @@ describe('HTTP/2 client connection', () => {
       await server.sync();
       assert.deepEqual(la.events, ['headers 200', 'data 6', 'headers 0 end', 'end', 'close']);
       b.reset(H2Code.CANCEL);
-    } finally {
-      server.close();
-      done();
-    }
-  });
+    }));
 
-  it('after GOAWAY: streams above its last stream are refused (not processed), the others answered, new requests refused', async () => {
-    const { client, server, done } = await pair();
-    try {
+  it('after GOAWAY: streams above its last stream are refused (not processed), the others answered, new requests refused', () =>
+    withPair(async ({ client, server }) => {
       await server.readPreface();
       const [one, three, five] = [client.request(request()), client.request(request()), client.request(request())].map((s) => ({ s: s!, ...listen(s!) }));
       await server.next((f) => f.type === T.HEADERS && f.stream === 5);
@@ -567,23 +575,15 @@ describe('HTTP/2 client connection', () => {
       assert.equal(client.request(request()), undefined);
       one!.s.write(Buffer.alloc(0), true);
       assert.deepEqual(one!.events.at(-1), 'close');
-    } finally {
-      server.close();
-      done();
-    }
-  });
+    }));
 
-  it('treats HEADERS on a stream it did not open as a connection error', async () => {
-    const { server, closed, done } = await pair();
-    try {
+  it('treats HEADERS on a stream it did not open as a connection error', () =>
+    withPair(async ({ server, closed }) => {
       await server.readPreface();
       server.send(T.HEADERS, END_HEADERS, 2, encodeHeaderBlock([[':status', '200']]));
       const g = await server.goAway();
       assert.equal(g.code, H2Code.PROTOCOL_ERROR);
       server.close();
       await closed;
-    } finally {
-      done();
-    }
-  });
+    }));
 });
