@@ -37,16 +37,19 @@ import {
   WalClosedError,
   WalCorruptionError,
 } from './errors.js';
-import { type ByteParts, joinParts, partsOf } from './bytes.js';
+import { type ByteParts, joinParts, partsLength, partsOf } from './bytes.js';
 import { type FileLock, type FileSystem, joinPath } from './fs.js';
 import { LogIndex, STRIDE } from './logIndex.js';
 import { RECORD_ENTRY, type SnapshotMarker, decodeEntryRecord, entryIndex } from './record.js';
 import {
   DEFAULT_SNAPSHOT_WRITE_CHUNK_BYTES,
   DEFAULT_SNAPSHOTS_KEPT,
+  MAX_PREFIX_DEPTH,
   type SnapshotFile,
   type SnapshotFileWrite,
+  type SnapshotPrefix,
   SnapshotStore,
+  snapshotFileName,
 } from './snapshot.js';
 import { type Position, type RecoveryReport, Wal, positionSeq } from './wal.js';
 
@@ -101,6 +104,28 @@ function joinedWhenRead(metadata: SnapshotMetadata, parts: readonly Uint8Array[]
   };
 }
 
+/** Parts up to this size that are not the same object are compared byte by byte (headers encoded again). */
+const COMPARED_PART_BYTES = 64 * 1024;
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a === b) return true;
+  if (a.length !== b.length || a.length > COMPARED_PART_BYTES) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Our own snapshot whose file is in place: the next one's file may hold only what follows the bytes the two share. */
+interface OwnSnapshotFile {
+  readonly name: string;
+  /** Its data, in the parts createSnapshot was given. */
+  readonly parts: readonly Uint8Array[];
+  /** How many files back its own prefix reaches (0: a whole file). */
+  readonly depth: number;
+  /** The size of the whole file its chain starts with, and the bytes of the chain's files after it (this one's included). */
+  readonly wholeBytes: number;
+  readonly addedBytes: number;
+}
+
 /** A snapshot of our own, waiting for its file to be written. */
 interface WaitingSnapshot {
   readonly snap: Snapshot;
@@ -137,6 +162,8 @@ export class DiskStorage implements Storage {
    */
   private snapshotWrite: { readonly write: SnapshotFileWrite; readonly dones: Callback[] } | undefined;
   private snapshotsWaiting: WaitingSnapshot[] = [];
+  /** Our newest snapshot whose file was written (since open, and since the last snapshot from the leader). */
+  private lastOwnFile: OwnSnapshotFile | undefined;
   /** The newest snapshot from the leader appended to the log (save), durable or not. */
   private installedIndex = 0;
   /** The data directory's lock (open), released by close(). */
@@ -579,7 +606,13 @@ export class DiskStorage implements Storage {
     return snap;
   }
 
-  /** Starts the file of the newest waiting snapshot (if any); the older waiting ones need none. */
+  /**
+   * Starts the file of the newest waiting snapshot (if any); the older
+   * waiting ones need none. If its data starts with the data of our last
+   * snapshot whose file is written (the same parts, or equal small ones),
+   * the file may hold only the rest and name that one as its prefix
+   * (snapshot.ts; sharedWithLastFile says when).
+   */
   private writeNextSnapshot(): void {
     const waiting = this.snapshotsWaiting;
     if (waiting.length === 0) return;
@@ -587,18 +620,48 @@ export class DiskStorage implements Storage {
     const { snap, parts } = waiting[waiting.length - 1]!;
     const dones: Callback[] = [];
     for (const w of waiting) if (w.done) dones.push(w.done);
-    const write = this.snaps.newWrite(snap, this.snapshotWriteChunkBytes, this.snapshotFileWritten.bind(this, snap, dones), parts);
+    const name = snapshotFileName(snap.metadata.term, snap.metadata.index);
+    const bytes = partsLength(parts);
+    const shared = this.sharedWithLastFile(parts);
+    const file: OwnSnapshotFile = shared
+      ? { name, parts, depth: shared.last.depth + 1, wholeBytes: shared.last.wholeBytes, addedBytes: shared.last.addedBytes + bytes - shared.prefix.bytes }
+      : { name, parts, depth: 0, wholeBytes: bytes, addedBytes: 0 };
+    const write = this.snaps.newWrite(
+      snap,
+      this.snapshotWriteChunkBytes,
+      this.snapshotFileWritten.bind(this, snap, file, dones),
+      shared ? parts.slice(shared.parts) : parts,
+      shared?.prefix,
+    );
     // Set before the write starts: a failure at once calls back into snapshotFileWritten.
     this.snapshotWrite = { write, dones };
     write.start();
   }
 
+  /**
+   * The leading parts `parts` shares with our last written snapshot, if a
+   * file of the rest may follow it: the chain stays within
+   * MAX_PREFIX_DEPTH, and its files after the whole one hold no more bytes
+   * than it does (so the files of a chain take at most twice the space of
+   * a whole one, and a whole one is written again as the store grows).
+   */
+  private sharedWithLastFile(parts: readonly Uint8Array[]): { parts: number; prefix: SnapshotPrefix; last: OwnSnapshotFile } | undefined {
+    const last = this.lastOwnFile;
+    if (last === undefined || last.depth >= MAX_PREFIX_DEPTH) return undefined;
+    let n = 0;
+    let bytes = 0;
+    while (n < parts.length && n < last.parts.length && sameBytes(parts[n]!, last.parts[n]!)) bytes += parts[n++]!.length;
+    const added = partsLength(parts) - bytes;
+    return bytes > 0 && last.addedBytes + added <= last.wholeBytes ? { parts: n, prefix: { file: last.name, bytes }, last } : undefined;
+  }
+
   /** The file of our own snapshot `snap` is durable and in place (or failed): name it in the log. */
-  private snapshotFileWritten(snap: Snapshot, dones: Callback[], err: SnapshotWriteError | undefined): void {
+  private snapshotFileWritten(snap: Snapshot, file: OwnSnapshotFile, dones: Callback[], err: SnapshotWriteError | undefined): void {
     this.snapshotWrite = undefined;
     if (err) {
       for (const done of dones) done(err);
     } else {
+      this.lastOwnFile = file;
       this.wal.append(
         { snapshot: { ...snap.metadata, reset: false }, entries: [] },
         this.markerWritten.bind(this, snap.metadata.index, dones),
@@ -623,6 +686,7 @@ export class DiskStorage implements Storage {
    * newer than theirs is.
    */
   private supersedeSnapshotWrites(): void {
+    this.lastOwnFile = undefined; // ours are older now, and may be pruned
     const dones = this.dropSnapshotWrites(true);
     if (dones.length > 0) this.wal.append({ entries: [] }, this.supersededDurable.bind(this, dones));
   }

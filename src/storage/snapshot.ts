@@ -7,7 +7,16 @@
 // damaged newest one can fall back to an older one plus the log.
 //
 // Layout: magic "RKVSNAP1" | crc32c u32 (of everything after it) |
-//         meta length u32 | meta (JSON: index, term, confState) | data
+//         meta length u32 | meta (JSON: index, term, confState, prefix?) | data
+//
+// A file with a "prefix" ({ file, bytes }) holds only the end of its
+// snapshot: the data starts with the first `bytes` bytes of the snapshot in
+// `file`, an earlier one of this member's, and goes on with the file's own.
+// A member's consecutive snapshots mostly start alike (the key-value store
+// adds a section of what changed to the last one: kv/snapshot.ts), so one
+// is written in a fraction of its size; a chain of such files is at most
+// MAX_PREFIX_DEPTH long, then a whole one is written again. Pruning keeps
+// every file a kept one starts from.
 //
 // The header and the data go out as separate writes, the checksum carried
 // from the one into the other: a snapshot of the server's store is tens of
@@ -31,6 +40,20 @@ export const DEFAULT_SNAPSHOTS_KEPT = 3;
  */
 export const DEFAULT_SNAPSHOT_WRITE_CHUNK_BYTES = 4 * 1024 * 1024;
 
+/** How many files back a snapshot's prefix may reach (through the prefixes of prefixes) before a whole one is written. */
+export const MAX_PREFIX_DEPTH = 32;
+
+/** Where a snapshot file's data starts: with the first `bytes` bytes of the snapshot in `file`. */
+export interface SnapshotPrefix {
+  readonly file: string;
+  readonly bytes: number;
+}
+
+/** What one snapshot file holds: its metadata, its own data, and the prefix that data follows, if any. */
+export interface SnapshotFileContents extends Snapshot {
+  readonly prefix?: SnapshotPrefix;
+}
+
 export interface SnapshotFile {
   readonly term: number;
   readonly index: number;
@@ -50,8 +73,8 @@ export function snapshotFileName(term: number, index: number): string {
  * zero; `crc` is the checksum of the header's checked part (meta length and
  * meta), to be continued over the data and then set with setHeaderChecksum.
  */
-function snapshotHeader(metadata: SnapshotMetadata): { header: Uint8Array; crc: number } {
-  const meta = new TextEncoder().encode(JSON.stringify(metadata));
+function snapshotHeader(metadata: SnapshotMetadata, prefix?: SnapshotPrefix): { header: Uint8Array; crc: number } {
+  const meta = new TextEncoder().encode(JSON.stringify(prefix ? { ...metadata, prefix } : metadata));
   const header = new Uint8Array(HEADER_BYTES + meta.length);
   header.set(MAGIC, 0);
   new DataView(header.buffer).setUint32(MAGIC.length + 4, meta.length, true);
@@ -63,7 +86,7 @@ function setHeaderChecksum(header: Uint8Array, crc: number): void {
   new DataView(header.buffer, header.byteOffset).setUint32(MAGIC.length, crc, true);
 }
 
-export function decodeSnapshotFile(name: string, bytes: Uint8Array): Snapshot {
+export function decodeSnapshotFile(name: string, bytes: Uint8Array): SnapshotFileContents {
   if (bytes.length < HEADER_BYTES) throw new SnapshotCorruptionError(name, `${bytes.length} bytes is too short`);
   for (let i = 0; i < MAGIC.length; i++) {
     if (bytes[i] !== MAGIC[i]) throw new SnapshotCorruptionError(name, 'not a raftkv snapshot');
@@ -74,16 +97,67 @@ export function decodeSnapshotFile(name: string, bytes: Uint8Array): Snapshot {
   }
   const metaLength = view.getUint32(MAGIC.length + 4, true);
   if (HEADER_BYTES + metaLength > bytes.length) throw new SnapshotCorruptionError(name, 'metadata runs past the end');
-  let metadata: SnapshotMetadata;
+  let meta: SnapshotMetadata & { prefix?: SnapshotPrefix };
   try {
-    metadata = JSON.parse(new TextDecoder().decode(bytes.subarray(HEADER_BYTES, HEADER_BYTES + metaLength)));
+    meta = JSON.parse(new TextDecoder().decode(bytes.subarray(HEADER_BYTES, HEADER_BYTES + metaLength)));
   } catch {
     throw new SnapshotCorruptionError(name, 'unreadable metadata');
   }
-  if (typeof metadata?.index !== 'number' || typeof metadata?.term !== 'number' || !metadata.confState) {
+  if (typeof meta?.index !== 'number' || typeof meta?.term !== 'number' || !meta.confState) {
     throw new SnapshotCorruptionError(name, 'incomplete metadata');
   }
-  return { metadata, data: bytes.slice(HEADER_BYTES + metaLength) };
+  const { prefix, ...metadata } = meta;
+  const data = bytes.slice(HEADER_BYTES + metaLength);
+  if (prefix === undefined) return { metadata, data };
+  if (typeof prefix?.file !== 'string' || !SNAP_NAME.test(prefix.file) || !Number.isSafeInteger(prefix.bytes) || prefix.bytes < 0) {
+    throw new SnapshotCorruptionError(name, 'malformed prefix in its metadata');
+  }
+  return { metadata, data, prefix: { file: prefix.file, bytes: prefix.bytes } };
+}
+
+function parseSnapshotFileName(name: string): SnapshotFile | undefined {
+  const m = SNAP_NAME.exec(name);
+  return m ? { term: parseInt(m[1]!, 16), index: parseInt(m[2]!, 16), name } : undefined;
+}
+
+/** The prefix named in a snapshot file's header, read without the data (not checked: the checksum covers the whole file). */
+function readSnapshotHeader(fs: FileSystem, path: string): SnapshotPrefix | undefined {
+  const fd = fs.open(path, false);
+  try {
+    const head = new Uint8Array(HEADER_BYTES);
+    if (fs.read(fd, head, 0) < HEADER_BYTES) throw new RangeError('short header');
+    const metaLength = new DataView(head.buffer).getUint32(MAGIC.length + 4, true);
+    const meta = new Uint8Array(metaLength);
+    if (fs.read(fd, meta, HEADER_BYTES) < metaLength) throw new RangeError('short metadata');
+    const prefix = (JSON.parse(new TextDecoder().decode(meta)) as { prefix?: SnapshotPrefix }).prefix;
+    if (prefix !== undefined && typeof prefix.file !== 'string') throw new RangeError('malformed prefix');
+    return prefix;
+  } finally {
+    fs.close(fd);
+  }
+}
+
+/**
+ * The data of chain[0], a snapshot file whose data starts with a prefix of
+ * chain[1]'s, which starts with one of chain[2]'s... (the last has none),
+ * copied once into place: each file's own data goes after its prefix, as
+ * far as the files after it in the chain (newer) use it.
+ */
+function assemble(name: string, chain: readonly SnapshotFileContents[]): Uint8Array {
+  const newest = chain[0]!;
+  if (newest.prefix === undefined) return newest.data;
+  const out = new Uint8Array(newest.prefix.bytes + newest.data.length);
+  // Bytes [0, limit) of the snapshot at chain[i] are still to be filled in.
+  let limit = out.length;
+  for (const file of chain) {
+    const start = file.prefix?.bytes ?? 0;
+    if (start + file.data.length < limit) {
+      throw new SnapshotCorruptionError(name, `a file of its chain holds ${start + file.data.length} bytes, ${limit} were needed`);
+    }
+    if (limit > start) out.set(file.data.subarray(0, limit - start), start);
+    limit = Math.min(limit, start);
+  }
+  return out;
 }
 
 /** (At module level: V8 optimizes a closure made per call again for every call that gets hot.) */
@@ -102,12 +176,15 @@ export class SnapshotStore {
     if (!readOnly) fs.mkdirp(dir);
   }
 
+  /** The file each snapshot file's data starts in (undefined: none), as far as read or written. */
+  private readonly prefixes = new Map<string, string | undefined>();
+
   /** The snapshot files, newest (highest index) first. */
   list(): SnapshotFile[] {
     const out: SnapshotFile[] = [];
     for (const name of this.fs.list(this.dir)) {
-      const m = SNAP_NAME.exec(name);
-      if (m) out.push({ term: parseInt(m[1]!, 16), index: parseInt(m[2]!, 16), name });
+      const file = parseSnapshotFileName(name);
+      if (file) out.push(file);
     }
     return out.sort(newestFirst);
   }
@@ -121,6 +198,7 @@ export class SnapshotStore {
     const name = snapshotFileName(snap.metadata.term, snap.metadata.index);
     const path = joinPath(this.dir, name);
     const tmp = `${path}.tmp`;
+    this.prefixes.set(name, undefined);
     const { header, crc } = snapshotHeader(snap.metadata);
     setHeaderChecksum(header, crc32c(snap.data, crc));
     this.fs.remove(tmp);
@@ -143,29 +221,111 @@ export class SnapshotStore {
    * SnapshotWriteError. `parts`: the snapshot's data as consecutive parts,
    * if the caller has them so (then snap.data is not read).
    */
-  newWrite(snap: Snapshot, chunkBytes: number, done: (err?: SnapshotWriteError) => void, parts?: readonly Uint8Array[]): SnapshotFileWrite {
-    return new SnapshotFileWrite(this.fs, this.dir, snap, chunkBytes, done, parts);
+  newWrite(
+    snap: Snapshot,
+    chunkBytes: number,
+    done: (err?: SnapshotWriteError) => void,
+    parts?: readonly Uint8Array[],
+    prefix?: SnapshotPrefix,
+  ): SnapshotFileWrite {
+    this.prefixes.set(snapshotFileName(snap.metadata.term, snap.metadata.index), prefix?.file);
+    return new SnapshotFileWrite(this.fs, this.dir, snap, chunkBytes, done, parts, prefix);
   }
 
-  /** Reads and checks a snapshot file; throws SnapshotCorruptionError if damaged. */
+  /**
+   * Reads and checks a snapshot file, and those its data starts with (its
+   * prefix, and theirs); throws SnapshotCorruptionError if any is damaged
+   * or missing. The data is assembled once, at the end.
+   */
   load(file: SnapshotFile): Snapshot {
-    const snap = decodeSnapshotFile(file.name, readWholeFile(this.fs, joinPath(this.dir, file.name)));
-    if (snap.metadata.index !== file.index || snap.metadata.term !== file.term) {
-      throw new SnapshotCorruptionError(file.name, `it holds index ${snap.metadata.index} term ${snap.metadata.term}`);
+    const chain: SnapshotFileContents[] = [];
+    let at: SnapshotFile = file;
+    for (;;) {
+      let contents: SnapshotFileContents;
+      try {
+        contents = this.loadOne(at);
+      } catch (err) {
+        if (at === file || !(err instanceof SnapshotCorruptionError)) throw err;
+        throw new SnapshotCorruptionError(file.name, `its data starts in ${at.name}, which is corrupt: ${err.reason}`);
+      }
+      chain.push(contents);
+      const prefix = contents.prefix;
+      if (prefix === undefined) break;
+      const base = parseSnapshotFileName(prefix.file);
+      const problem =
+        chain.length > MAX_PREFIX_DEPTH
+          ? `its data starts in a chain of more than ${MAX_PREFIX_DEPTH} files`
+          : base === undefined || base.index >= at.index
+            ? `its prefix ${prefix.file} is not an earlier snapshot`
+            : !this.fs.exists(joinPath(this.dir, prefix.file))
+              ? `its first ${prefix.bytes} bytes are in ${prefix.file}, which is missing`
+              : undefined;
+      if (problem !== undefined) throw new SnapshotCorruptionError(file.name, at === file ? problem : `its data starts in ${at.name}, and ${problem.replace(/^its/, 'that one\'s')}`);
+      at = base!;
     }
-    return snap;
+    return { metadata: chain[0]!.metadata, data: assemble(file.name, chain) };
+  }
+
+  /** Reads and checks one file: its own data, and the prefix that data follows. */
+  private loadOne(file: SnapshotFile): SnapshotFileContents {
+    const contents = decodeSnapshotFile(file.name, readWholeFile(this.fs, joinPath(this.dir, file.name)));
+    if (contents.metadata.index !== file.index || contents.metadata.term !== file.term) {
+      throw new SnapshotCorruptionError(file.name, `it holds index ${contents.metadata.index} term ${contents.metadata.term}`);
+    }
+    this.prefixes.set(file.name, contents.prefix?.file);
+    return contents;
+  }
+
+  /**
+   * The file `file`'s data starts in (undefined: none), from its header
+   * alone (read once, then remembered); null if the header cannot be read.
+   */
+  private prefixFileOf(file: SnapshotFile): string | undefined | null {
+    if (this.prefixes.has(file.name)) return this.prefixes.get(file.name);
+    let prefix: string | undefined | null = null;
+    try {
+      prefix = readSnapshotHeader(this.fs, joinPath(this.dir, file.name))?.file;
+    } catch {
+      // unreadable: null
+    }
+    if (prefix !== null) this.prefixes.set(file.name, prefix);
+    return prefix;
   }
 
   /**
    * Removes old snapshots: of those the log already names (index at or
    * below `durableIndex`, the newest snapshot marker known durable), the
    * newest `keep` stay; newer ones are not named by the log yet and stay
-   * too, or a crash now could leave the log naming a deleted file.
+   * too, or a crash now could leave the log naming a deleted file. So does
+   * every file one of those starts with (its prefix, and theirs); if a
+   * header cannot be read, every older file.
    */
   prune(durableIndex: number): void {
-    const named = this.list().filter((f) => f.index <= durableIndex);
+    const files = this.list();
+    const named = files.filter((f) => f.index <= durableIndex);
     if (named.length <= this.keep) return;
-    for (const f of named.slice(this.keep)) this.fs.remove(joinPath(this.dir, f.name));
+    const needed = new Set(files.filter((f) => f.index > durableIndex).map((f) => f.name));
+    for (const f of named.slice(0, this.keep)) needed.add(f.name);
+    const removed: string[] = [];
+    // Newest first: a prefix is always an older file, so one pass follows every chain.
+    for (const f of files) {
+      if (!needed.has(f.name)) {
+        if (f.index <= durableIndex) removed.push(f.name);
+        continue;
+      }
+      const prefix = this.prefixFileOf(f);
+      if (prefix === null) return this.removeFiles(removed);
+      if (prefix !== undefined) needed.add(prefix);
+    }
+    this.removeFiles(removed);
+  }
+
+  private removeFiles(names: readonly string[]): void {
+    if (names.length === 0) return;
+    for (const name of names) {
+      this.fs.remove(joinPath(this.dir, name));
+      this.prefixes.delete(name);
+    }
     this.fs.syncDir(this.dir);
   }
 
@@ -229,12 +389,14 @@ export class SnapshotFileWrite {
     private readonly chunkBytes: number,
     private readonly done: (err?: SnapshotWriteError) => void,
     parts?: readonly Uint8Array[],
+    /** The data starts with these bytes of an earlier snapshot, and `parts` (or the data) are the rest. */
+    prefix?: SnapshotPrefix,
   ) {
     this.data = new PartsCursor(parts ?? [snapshot.data]);
     if (!(chunkBytes > 0)) throw new RangeError(`snapshot write chunk must be positive, got ${chunkBytes}`);
     this.path = joinPath(dir, snapshotFileName(snapshot.metadata.term, snapshot.metadata.index));
     this.tmp = `${this.path}.tmp`;
-    ({ header: this.header, crc: this.crc } = snapshotHeader(snapshot.metadata));
+    ({ header: this.header, crc: this.crc } = snapshotHeader(snapshot.metadata, prefix));
   }
 
   start(): void {

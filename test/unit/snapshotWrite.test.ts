@@ -14,11 +14,11 @@ import { type Entry, type Snapshot, type SnapshotMetadata, EMPTY_CONF_STATE } fr
 import { Random } from '../../src/sim/random.js';
 import { crc32c } from '../../src/storage/crc.js';
 import { DiskStorage, type DiskStorageOptions, type SaveBatch } from '../../src/storage/diskStorage.js';
-import { SnapshotWriteError, WalClosedError } from '../../src/storage/errors.js';
+import { SnapshotCorruptionError, SnapshotWriteError, WalClosedError } from '../../src/storage/errors.js';
 import type { FileHandle, FileSystem } from '../../src/storage/fs.js';
 import { type CrashOptions, MemoryFileSystem } from '../../src/storage/memoryFs.js';
 import { NodeFileSystem } from '../../src/storage/nodeFs.js';
-import { SnapshotStore, decodeSnapshotFile, snapshotFileName } from '../../src/storage/snapshot.js';
+import { MAX_PREFIX_DEPTH, SnapshotStore, decodeSnapshotFile, snapshotFileName } from '../../src/storage/snapshot.js';
 
 const DIR = '/data';
 const SNAP_DIR = `${DIR}/snap`;
@@ -406,5 +406,200 @@ describe('snapshot files written in the background', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe('snapshot files that start with an earlier one (prefix)', () => {
+  /** A member with entries 1..1000 (term 1, committed) and no snapshot yet. */
+  function fresh(fs: SteppedDisk): DiskStorage {
+    const s = open(fs, { snapshotWriteChunkBytes: 1 << 20 });
+    save(fs, s, { entries: ents(1, 1000, 1), hardState: { term: 1, vote: 1, commit: 1000 } });
+    return s;
+  }
+
+  /** Takes a snapshot at `index` from `parts` and waits until its marker is durable. */
+  function take(fs: SteppedDisk, s: DiskStorage, index: number, parts: Uint8Array[]): void {
+    const r = recorder();
+    s.createSnapshot(index, CONF, parts, r.done);
+    while (r.calls.length === 0 && fs.runNext());
+    assert.deepEqual(r.calls, [undefined], `snapshot ${index}`);
+  }
+
+  /** What the file of the snapshot at `index` holds: its prefix, and its own data's size. */
+  function fileOf(fs: MemoryFileSystem, index: number): { prefix?: { file: string; bytes: number }; own: number } {
+    const contents = decodeSnapshotFile(snapshotFileName(1, index), fs.peek(`${SNAP_DIR}/${snapshotFileName(1, index)}`));
+    return { ...(contents.prefix ? { prefix: contents.prefix } : {}), own: contents.data.length };
+  }
+
+  const joined = (parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
+
+  it('a file holds only what follows the parts the last one shared; recovery assembles the whole', () => {
+    const fs = new SteppedDisk();
+    const s = fresh(fs);
+    const body = [stateAt(1, 3000), stateAt(2, 3000)];
+    take(fs, s, 100, [stateAt(7, 10), ...body, stateAt(100, 50)]);
+    assert.deepEqual(fileOf(fs, 100), { own: 6060 }, 'the first is whole');
+    // The same header bytes in another object, the same body parts, a new end.
+    const parts = [stateAt(7, 10), ...body, stateAt(200, 20), stateAt(201, 30)];
+    take(fs, s, 200, parts);
+    assert.deepEqual(fileOf(fs, 200), { prefix: { file: snapshotFileName(1, 100), bytes: 6010 }, own: 50 });
+    assert.deepEqual(s.snapshot().data, joined(parts), 'the snapshot held in memory');
+    const again = open(fs.crashImage());
+    assert.equal(again.snapshotIndex(), 200);
+    assert.deepEqual(again.snapshot().data, joined(parts), 'recovered: the prefix from the first file, the rest from its own');
+    again.close();
+    // Less than half shared: whole again.
+    take(fs, s, 300, [stateAt(7, 10), stateAt(300, 7000)]);
+    assert.deepEqual(fileOf(fs, 300), { own: 7010 });
+    s.close();
+  });
+
+  it(`chains are at most ${MAX_PREFIX_DEPTH} files back; pruning keeps every file a kept one needs, and removes the rest`, () => {
+    const fs = new SteppedDisk();
+    const s = fresh(fs);
+    const parts: Uint8Array[] = [stateAt(0, 2000)];
+    const depths: number[] = [];
+    for (let i = 1; i <= 2 * (MAX_PREFIX_DEPTH + 1) + 2; i++) {
+      const index = 10 * i;
+      parts.push(stateAt(index, 40)); // every snapshot: the last one's parts and one more
+      take(fs, s, index, [...parts]);
+      let depth = 0;
+      for (let f = fileOf(fs, index); f.prefix; f = fileOf(fs, Number.parseInt(f.prefix.file.slice(17, 33), 16))) depth++;
+      depths.push(depth);
+      s.compact(index);
+      // Every kept file loads, with the data it was written with.
+      const files = fs.list(SNAP_DIR).filter((n) => n.endsWith('.snap'));
+      const image = fs.crashImage();
+      const reopened = open(image);
+      assert.equal(reopened.snapshotIndex(), index);
+      assert.deepEqual(reopened.snapshot().data, joined(parts), `recovered at ${index}`);
+      reopened.close();
+      // The newest three and their chains: at most two chains at once.
+      assert.ok(files.length <= 2 * (MAX_PREFIX_DEPTH + 1), `at ${index}: ${files.length} files`);
+      const chainStart = index - 10 * depth;
+      if (depth >= 2) assert.deepEqual(files.filter((n) => Number.parseInt(n.slice(17, 33), 16) < chainStart), [], `at ${index}: the chain before is gone`);
+    }
+    const cycle = Array.from({ length: MAX_PREFIX_DEPTH + 1 }, (_, d) => d);
+    assert.deepEqual(depths, [...cycle, ...cycle, 0, 1], 'a whole file after every chain of the longest length');
+    s.close();
+  });
+
+  it("a whole file again once the chain's files after the whole one would hold more than it", () => {
+    const fs = new SteppedDisk();
+    const s = fresh(fs);
+    const parts: Uint8Array[] = [stateAt(0, 1000)];
+    const kinds: string[] = [];
+    for (let i = 1; i <= 13; i++) {
+      parts.push(stateAt(i, 300));
+      take(fs, s, 10 * i, [...parts]);
+      const f = fileOf(fs, 10 * i);
+      kinds.push(f.prefix ? `+${f.own}` : `whole ${f.own}`);
+      s.compact(10 * i);
+    }
+    // 1300 whole; 300, 600, 900, 1200 after it (1500 would be more); then 2800 whole, and up to 9 x 300 after it.
+    assert.deepEqual(kinds, ['whole 1300', '+300', '+300', '+300', '+300', 'whole 2800', ...Array<string>(7).fill('+300')]);
+    const reopened = open(fs.crashImage());
+    assert.deepEqual(reopened.snapshot().data, joined(parts));
+    reopened.close();
+    s.close();
+  });
+
+  for (const unsynced of ['none', 'torn'] as const) {
+    it(`recovers from a crash at every disk operation of a file that starts with an earlier one, and of the pruning after it (${unsynced === 'none' ? 'unsynced data lost' : 'torn writes'})`, () => {
+      for (let seed = 1; seed <= 2; seed++) {
+        const fs = new SteppedDisk();
+        const s = fresh(fs);
+        const rng = new Random(seed);
+        const crash: CrashOptions = unsynced === 'none' ? { unsynced } : { unsynced, random: () => rng.float() };
+        const dataAt = new Map<number, Uint8Array>();
+        const partsAt = (index: number, body: Uint8Array): Uint8Array[] => {
+          const parts = [body, stateAt(index, 50)];
+          dataAt.set(index, joined(parts));
+          return parts;
+        };
+        // An old chain (10, 20) that pruning will remove, and the current one (100 whole, then 150, 180, 190).
+        const old = stateAt(2, 2000);
+        const body = stateAt(1, 3000);
+        for (const [i, b] of [[10, old], [20, old], [100, body], [150, body], [180, body], [190, body]] as const) {
+          take(fs, s, i, partsAt(i, b));
+          s.compact(i);
+        }
+        assert.deepEqual(fileOf(fs, 190).prefix, { file: snapshotFileName(1, 180), bytes: 3000 });
+        let durable = false;
+        let points = 0;
+        fs.onOperation = () => {
+          points++;
+          const image = open(fs.crashImage(crash));
+          const at = image.snapshotIndex();
+          assert.ok(durable ? at === 200 : at === 190 || at === 200, `seed ${seed}, operation ${fs.operations}: recovered from ${at}`);
+          assert.deepEqual(image.snapshot().data, dataAt.get(at), `seed ${seed}, operation ${fs.operations}: the data of ${at}`);
+          image.close();
+        };
+        s.createSnapshot(200, CONF, partsAt(200, body), (err) => {
+          assert.equal(err, undefined);
+          durable = true;
+        });
+        s.compact(200);
+        fs.runPending();
+        fs.onOperation = undefined;
+        assert.ok(durable && points > 5, `${points} crash points`);
+        const left = fs.list(SNAP_DIR).filter((n) => n.endsWith('.snap')).map((n) => Number.parseInt(n.slice(17, 33), 16));
+        assert.deepEqual(left.sort((a, b) => a - b), [100, 150, 180, 190, 200], 'the old chain pruned, the current one kept');
+        s.close();
+      }
+    });
+  }
+
+  it('a missing or damaged file of the chain is named, and recovery does not use the snapshot', () => {
+    for (const harm of ['remove', 'flip'] as const) {
+      const fs = new SteppedDisk();
+      const s = fresh(fs);
+      const body = stateAt(1, 5000);
+      take(fs, s, 100, [body, stateAt(100, 10)]);
+      take(fs, s, 200, [body, stateAt(200, 10)]);
+      take(fs, s, 300, [body, stateAt(300, 10)]);
+      s.close();
+      const image = fs.crashImage();
+      const base = `${SNAP_DIR}/${snapshotFileName(1, 100)}`;
+      if (harm === 'remove') image.remove(base);
+      else {
+        const bytes = image.peek(base);
+        const fd = image.open(base, true);
+        image.write(fd, new Uint8Array([bytes[3000]! ^ 0xff]), 3000);
+        image.close(fd);
+      }
+      const store = new SnapshotStore(image, SNAP_DIR, 3, true);
+      assert.throws(
+        () => store.load({ term: 1, index: 300, name: snapshotFileName(1, 300) }),
+        (e: unknown) =>
+          e instanceof SnapshotCorruptionError &&
+          e.file === snapshotFileName(1, 300) &&
+          e.reason.includes(snapshotFileName(1, 100)) &&
+          e.reason.includes(harm === 'remove' ? 'missing' : 'checksum mismatch'),
+        harm,
+      );
+      // The log still holds every entry: recovery passes over the three and replays the log.
+      const again = open(image);
+      assert.equal(again.snapshotIndex(), 0, harm);
+      assert.equal(again.recovery.skippedSnapshots.length, 3, harm);
+      assert.equal(again.lastIndex(), 1000);
+      again.close();
+    }
+  });
+
+  it('a snapshot from the leader ends the chain: the next own one is whole', () => {
+    const fs = new SteppedDisk();
+    const s = fresh(fs);
+    const body = stateAt(1, 3000);
+    take(fs, s, 100, [body, stateAt(100, 10)]);
+    save(fs, s, { entries: [], snapshot: { metadata: { index: 1500, term: 2, confState: CONF }, data: stateAt(1500) } });
+    save(fs, s, { entries: ents(1501, 1510, 2), hardState: { term: 2, vote: 1, commit: 1510 } });
+    const r = recorder();
+    s.createSnapshot(1505, CONF, [body, stateAt(1505, 10)], r.done);
+    while (r.calls.length === 0 && fs.runNext());
+    assert.deepEqual(r.calls, [undefined]);
+    const contents = decodeSnapshotFile(snapshotFileName(2, 1505), fs.peek(`${SNAP_DIR}/${snapshotFileName(2, 1505)}`));
+    assert.equal(contents.prefix, undefined, 'whole, though it shares its first part with the one at 100');
+    s.close();
   });
 });
