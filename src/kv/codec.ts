@@ -137,6 +137,20 @@ export class Writer {
     return new Uint8Array(this.buf.subarray(0, this.pos));
   }
 
+  /**
+   * The bytes written so far, handed over without a copy (a view of the
+   * writer's buffer, which it no longer touches); the writer goes on in a
+   * new buffer of the same size, not zeroed (only written bytes are ever
+   * handed out).
+   */
+  take(): Uint8Array {
+    const out = this.buf.subarray(0, this.pos);
+    this.buf = Buffer.allocUnsafe(this.buf.length);
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
+    this.pos = 0;
+    return out;
+  }
+
   /** Forgets what was written, keeping the buffer. */
   reset(): void {
     this.pos = 0;

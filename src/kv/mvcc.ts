@@ -127,6 +127,15 @@ export class MvccStore {
   private compacted = -1;
   /** A snapshot reading this store in steps; it takes what it still needs before a compaction. */
   private snapshotReader: { captureRest(): void } | undefined;
+  /**
+   * The versions written, in order, with their keys, from position
+   * `changesDropped` on, once a snapshot asked (changeMark): the next
+   * snapshot, which encodes only what changed since one, takes them from
+   * here instead of looking at every key (SnapshotEncoder). Undefined until
+   * then.
+   */
+  private changes: { keys: string[]; versions: Version[] } | undefined;
+  private changesDropped = 0;
   private live = 0;
   private bytes = 0;
 
@@ -224,6 +233,10 @@ export class MvccStore {
     }
     const isLive = v.value !== null;
     if (isLive !== wasLive) this.live += isLive ? 1 : -1;
+    if (this.changes !== undefined) {
+      this.changes.keys.push(key);
+      this.changes.versions.push(v);
+    }
     this.bytes += versionBytes(key, v);
   }
 
@@ -242,6 +255,7 @@ export class MvccStore {
   compact(rev: number): void {
     this.snapshotReader?.captureRest();
     this.snapshotReader = undefined;
+    if (this.changes !== undefined) this.forgetChangesBefore(this.changeMark()); // a snapshot after a compaction encodes the whole store
     this.compacted = rev;
     let removed = false;
     this.index.forEach((h, key) => {
@@ -282,6 +296,29 @@ export class MvccStore {
   setSnapshotReader(reader: { captureRest(): void } | undefined, ifCurrent?: { captureRest(): void }): void {
     if (reader === undefined && ifCurrent !== undefined && this.snapshotReader !== ifCurrent) return;
     this.snapshotReader = reader;
+  }
+
+  /** The position in the record of versions written that the next write takes; recording starts with the first call. */
+  changeMark(): number {
+    this.changes ??= { keys: [], versions: [] };
+    return this.changesDropped + this.changes.keys.length;
+  }
+
+  /** The versions written since `mark` (changeMark) with their keys, in write order; undefined if not recorded that far back. */
+  changedSince(mark: number): { keys: string[]; versions: Version[] } | undefined {
+    const c = this.changes;
+    if (c === undefined || mark < this.changesDropped) return undefined;
+    const at = mark - this.changesDropped;
+    return { keys: c.keys.slice(at), versions: c.versions.slice(at) };
+  }
+
+  /** Forgets the versions written before `mark`: no snapshot will ask for them. */
+  forgetChangesBefore(mark: number): void {
+    const c = this.changes;
+    const n = mark - this.changesDropped;
+    if (c === undefined || n <= 0) return;
+    this.changes = { keys: c.keys.slice(n), versions: c.versions.slice(n) };
+    this.changesDropped = mark;
   }
 
   /**

@@ -5,14 +5,21 @@
 // both.
 
 import type { SnapshotTask, StateMachine } from '../node/stateMachine.js';
-import { joinParts, partsLength } from '../storage/bytes.js';
+import { joinParts } from '../storage/bytes.js';
 import { type KvCommand, KvSnapshotError, KvStateMachine, type KvResult, decodeCommand, encodeCommand } from '../kv/index.js';
 import type { Member } from '../kv/types.js';
 import type { NodeId } from '../raft/types.js';
 
 const TAG_KV = 1;
 const TAG_MEMBER = 2;
-const SNAPSHOT_VERSION = 1;
+/**
+ * A server snapshot's layouts: version 2, the member table first, so that
+ * the bytes of two snapshots with the same members start alike as far as
+ * their key-value snapshots do (kv/snapshot.ts); version 1 (earlier
+ * builds, still read) started with the key-value snapshot's length.
+ */
+const SNAPSHOT_V1 = 1;
+const SNAPSHOT_V2 = 2;
 
 export interface MemberAttributes {
   readonly id: NodeId;
@@ -100,12 +107,13 @@ function shortKey(key: Uint8Array): string {
   return text.length > 24 || key.length > 96 ? `${text.slice(0, 23)}…` : text;
 }
 
-/** The parts of a server snapshot, in order. */
+/** The parts of a server snapshot, in order: [version 2][members JSON length u32][members JSON], then the key-value snapshot's parts. */
 function frame(kvParts: readonly Uint8Array[], membersBytes: Uint8Array): Uint8Array[] {
-  const head = Buffer.alloc(5);
-  head[0] = SNAPSHOT_VERSION;
-  head.writeUInt32BE(partsLength(kvParts), 1);
-  return [head, ...kvParts, membersBytes];
+  const head = Buffer.alloc(5 + membersBytes.length);
+  head[0] = SNAPSHOT_V2;
+  head.writeUInt32BE(membersBytes.length, 1);
+  head.set(membersBytes, 5);
+  return [head, ...kvParts];
 }
 
 export class ServerStateMachine implements StateMachine<KvResult | undefined> {
@@ -143,16 +151,20 @@ export class ServerStateMachine implements StateMachine<KvResult | undefined> {
     }
   }
 
-  /** [version u8][kv snapshot length u32][kv snapshot][members JSON]. */
   snapshot(): Uint8Array {
     return Buffer.concat(frame([this.kv.snapshot()], this.membersBytes()));
   }
 
-  /** snapshot() in slices: the key-value store through its SnapshotEncoder, the member table as of now. */
+  /**
+   * A snapshot in slices: the key-value store through its SnapshotEncoder
+   * (from the last one's parts after the first: KvStateMachine.beginSnapshot),
+   * the member table as of now.
+   */
   beginSnapshot(): SnapshotTask {
     const kv = this.kv.beginSnapshot();
     const members = this.membersBytes();
-    const parts = (): Uint8Array[] => frame(kv.parts(), members);
+    let framed: Uint8Array[] | undefined;
+    const parts = (): Uint8Array[] => (framed ??= frame(kv.parts(), members));
     return {
       step: () => kv.step(),
       parts,
@@ -166,16 +178,19 @@ export class ServerStateMachine implements StateMachine<KvResult | undefined> {
 
   restore(data: Uint8Array, index: number): void {
     const b = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
-    if (b.length < 5 || b[0] !== SNAPSHOT_VERSION) throw new KvSnapshotError(`server snapshot at index ${index}: unknown format (version byte ${b[0]})`);
-    const kvLength = b.readUInt32BE(1);
-    if (5 + kvLength > b.length) throw new KvSnapshotError(`server snapshot at index ${index}: truncated (key-value part of ${kvLength} bytes)`);
+    const where = `server snapshot at index ${index}`;
+    if (b.length < 5 || (b[0] !== SNAPSHOT_V1 && b[0] !== SNAPSHOT_V2)) throw new KvSnapshotError(`${where}: unknown format (version byte ${b[0]})`);
+    const length = b.readUInt32BE(1);
+    if (5 + length > b.length) throw new KvSnapshotError(`${where}: truncated (${b[0] === SNAPSHOT_V1 ? 'key-value part' : 'member table'} of ${length} bytes)`);
+    // Version 1: [1][kv length][kv][members]; version 2: [2][members length][members][kv].
+    const [kv, membersJson] = b[0] === SNAPSHOT_V1 ? [b.subarray(5, 5 + length), b.subarray(5 + length)] : [b.subarray(5 + length), b.subarray(5, 5 + length)];
     let attrs: MemberAttributes[];
     try {
-      attrs = JSON.parse(b.subarray(5 + kvLength).toString()) as MemberAttributes[];
+      attrs = JSON.parse(membersJson.toString()) as MemberAttributes[];
     } catch {
-      throw new KvSnapshotError(`server snapshot at index ${index}: the member table is damaged`);
+      throw new KvSnapshotError(`${where}: the member table is damaged`);
     }
-    this.kv.restore(b.subarray(5, 5 + kvLength), index);
+    this.kv.restore(kv, index);
     for (const a of attrs) this.members.publish(a);
   }
 }

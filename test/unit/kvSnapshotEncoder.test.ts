@@ -4,12 +4,14 @@
 // applied between its steps; and a member restored from it has that state.
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
 import {
   type ClientSession,
   type KvOperation,
   type RequestOp,
+  KvSnapshotError,
   KvStateMachine,
   SnapshotEncoder,
   encodeCommand,
@@ -18,6 +20,7 @@ import {
 import { SnapshotNotReadyError } from '../../src/node/errors.js';
 import { MemberTable, ServerStateMachine } from '../../src/server/stateMachine.js';
 import { Random } from '../../src/sim/random.js';
+import { crc32c } from '../../src/storage/crc.js';
 
 const b = (s: string) => new Uint8Array(Buffer.from(s, 'latin1'));
 
@@ -60,6 +63,13 @@ function restoredHash(snap: Uint8Array): number {
   return sm.hash();
 }
 
+/** A state machine restored from `snap`: its whole snapshot now (one section, whatever `snap` had). */
+function restoredSnapshot(snap: Uint8Array): Uint8Array {
+  const sm = new KvStateMachine();
+  sm.restore(snap, 1);
+  return sm.snapshot();
+}
+
 describe('kv snapshot encoder', () => {
   it('encodes the same bytes as snapshot() on a quiet store, in many small steps or one big one', () => {
     const m = new Member();
@@ -70,7 +80,10 @@ describe('kv snapshot encoder', () => {
     const small = m.sm.beginSnapshot();
     assert.ok(drain(small) > 100, 'a step encodes a bounded slice');
     assert.deepEqual(small.result(), expected);
-    const big = m.sm.beginSnapshot();
+    // (A second snapshot of m would follow the first: see the next describe.)
+    const copy = new KvStateMachine();
+    copy.restore(expected, m.index);
+    const big = copy.beginSnapshot();
     while (!big.step()) {
       /* the default budget */
     }
@@ -215,22 +228,27 @@ describe('kv snapshot encoder', () => {
     };
     for (let i = 0; i < 400; i++) randomOp();
     let snapshots = 0;
+    let following = 0;
     for (let round = 0; round < 40; round++) {
       const expected = m.sm.snapshot();
       const hash = m.sm.hash();
       const enc = m.sm.beginSnapshot();
       const budget = 1 + rnd.int(300);
       while (!enc.step(budget)) for (let n = rnd.int(6); n > 0; n--) randomOp();
-      assert.deepEqual(enc.result(), expected, `round ${round}`);
+      // One that follows the last snapshot has other bytes for the same state.
+      if (enc.followsBase) following++;
+      else assert.deepEqual(enc.result(), expected, `round ${round}`);
+      assert.deepEqual(restoredSnapshot(enc.result()), expected, `round ${round}: restored state, encoded whole`);
       assert.equal(restoredHash(enc.result()), hash, `round ${round}: restored state`);
       snapshots++;
       for (let n = rnd.int(40); n > 0; n--) randomOp();
     }
     assert.equal(snapshots, 40);
+    assert.ok(following >= 1, `${following} of 40 followed the one before (the others came after a compaction)`);
     assert.ok(m.sm.compactRevision > 0 && m.sm.keyCount > 0, 'the run compacted and kept keys');
   });
 
-  it("the server's state machine snapshots incrementally too: the member table as of the begin", () => {
+  it("the server's state machine snapshots in slices too: the member table as of the begin", () => {
     const members = new MemberTable([{ id: 1, name: 'one', peerURLs: ['http://a:2380'], clientURLs: ['http://a:2379'], isLearner: false }]);
     const sm = new ServerStateMachine(members);
     let index = 0;
@@ -251,5 +269,169 @@ describe('kv snapshot encoder', () => {
     const restored = new ServerStateMachine(new MemberTable([]));
     restored.restore(task.result(), 3000);
     assert.deepEqual(restored.snapshot(), expected);
+  });
+});
+
+describe('kv snapshots that follow the last one', () => {
+  /** Encodes a snapshot of m to the end, applying `between` after each step. */
+  function encode(m: Member, between: () => void = () => {}): SnapshotEncoder {
+    const enc = m.sm.beginSnapshot();
+    drain(enc, between);
+    return enc;
+  }
+
+  it('starts from the parts of the last one (the same objects) and adds only what was written since', () => {
+    const m = new Member();
+    for (let i = 0; i < 2000; i++) m.apply(putOp(`k${String(i % 500).padStart(3, '0')}`, `v${i}`.padEnd(100, '.')));
+    const first = encode(m);
+    assert.equal(first.followsBase, false);
+    const firstParts = first.parts();
+    for (let i = 0; i < 40; i++) m.apply(putOp(`k${String((i * 7) % 500).padStart(3, '0')}`, `w${i}`));
+    m.apply(delOp('k100', 'k110'));
+    m.apply(putOp('a-new-key', 'x'));
+    const expected = m.sm.snapshot();
+    const second = encode(m, () => m.apply(putOp('k001', `during${m.index}`)));
+    assert.equal(second.followsBase, true);
+    const parts = second.parts();
+    // All of the first's parts but its footer, session table and checksum.
+    const shared = firstParts.length - 3;
+    for (let i = 0; i < shared; i++) assert.ok(parts[i] === firstParts[i], `part ${i} is the first snapshot's own object`);
+    const added = parts.slice(shared).reduce((n, p) => n + p.length, 0);
+    assert.ok(added < second.result().length / 20, `${added} new bytes of ${second.result().length}`);
+    assert.deepEqual(restoredSnapshot(second.result()), expected, 'decodes to the state at its begin');
+    // A third follows the second, which followed the first.
+    m.apply(putOp('k002', 'third'));
+    const third = encode(m);
+    assert.equal(third.followsBase, true);
+    assert.ok(third.parts()[0] === firstParts[0]);
+    assert.deepEqual(restoredSnapshot(third.result()), m.sm.snapshot());
+    // Nothing written since: no section added, the same state.
+    const fourth = encode(m);
+    assert.equal(fourth.followsBase, true);
+    assert.equal(fourth.parts().length, third.parts().length);
+    assert.deepEqual(restoredSnapshot(fourth.result()), m.sm.snapshot());
+  });
+
+  it('encodes only the versions written since the last one, not every key', () => {
+    const m = new Member();
+    for (let i = 0; i < 40_000; i++) m.apply(putOp(`k${String(i).padStart(5, '0')}`, 'v'));
+    const first = m.sm.beginSnapshot();
+    let steps = 1;
+    while (!first.step(4096)) steps++;
+    assert.ok(steps > 100, `a whole snapshot of 40,000 keys takes ${steps} steps of 4 KiB`);
+    for (const k of ['k39999', 'k00007', 'k20000', 'k00007']) m.apply(putOp(k, 'changed'));
+    const expected = m.sm.snapshot();
+    const second = m.sm.beginSnapshot();
+    assert.equal(second.step(4096), true, 'one step: four records');
+    const added = second.parts().slice(first.parts().length - 3).reduce((n, p) => n + p.length, 0);
+    assert.ok(added < 200, `${added} bytes after the first's sections`);
+    assert.deepEqual(restoredSnapshot(second.result()), expected);
+  });
+
+  it('after a compaction, or a restore, the next one encodes the whole store again', () => {
+    const m = new Member();
+    for (let i = 0; i < 300; i++) m.apply(putOp(`k${i % 50}`, `v${i}`));
+    encode(m);
+    m.apply(putOp('k1', 'x'));
+    m.compact(10);
+    const afterCompaction = encode(m);
+    assert.equal(afterCompaction.followsBase, false);
+    assert.deepEqual(afterCompaction.result(), m.sm.snapshot());
+    m.apply(putOp('k2', 'y'));
+    assert.equal(encode(m).followsBase, true);
+    m.sm.restore(m.sm.snapshot(), m.index);
+    m.apply(putOp('k3', 'z'));
+    const afterRestore = encode(m);
+    assert.equal(afterRestore.followsBase, false);
+    assert.deepEqual(afterRestore.result(), m.sm.snapshot());
+  });
+
+  it('a compaction while one is encoded: it keeps its view, and the next one is whole', () => {
+    const m = new Member();
+    for (let i = 0; i < 400; i++) m.apply(putOp(`k${i % 40}`, `v${i}`));
+    encode(m);
+    for (let i = 0; i < 50; i++) m.apply(putOp(`k${i % 60}`, `w${i}`));
+    const expected = m.sm.snapshot();
+    const enc = m.sm.beginSnapshot();
+    assert.equal(enc.followsBase, true);
+    enc.step(1);
+    m.compact(0);
+    drain(enc, () => m.apply(putOp('k5', `during${m.index}`)));
+    assert.deepEqual(restoredSnapshot(enc.result()), expected);
+    const next = encode(m);
+    assert.equal(next.followsBase, false);
+    assert.deepEqual(restoredSnapshot(next.result()), m.sm.snapshot());
+  });
+
+  it('randomized, compactions now and then: every snapshot restores to the state at its begin (seeded)', () => {
+    for (const seed of [1, 2, 3, 4, 5]) {
+      const rnd = new Random(seed);
+      const m = new Member();
+      const key = () => `key${String(rnd.int(80)).padStart(2, '0')}`;
+      const op = (): void => {
+        const r = rnd.int(1000);
+        if (r < 700) m.apply(putOp(key(), 'v'.repeat(rnd.int(30)), rnd.chance(0.1) ? 7n : 0n));
+        else if (r < 850) m.apply(delOp(key()));
+        else if (r < 880) {
+          const [x, y] = [key(), key()].sort();
+          m.apply(delOp(x!, y!));
+        } else if (r < 885) m.compact(rnd.int(50));
+        else m.apply(putOp(key(), 's'), { clientId: `c${rnd.int(3)}`, seq: m.index, lowestUnackedSeq: 1 });
+      };
+      let following = 0;
+      for (let round = 0; round < 30; round++) {
+        for (let n = rnd.int(60); n > 0; n--) op();
+        const expected = m.sm.snapshot();
+        const enc = m.sm.beginSnapshot();
+        const budget = 1 + rnd.int(500);
+        while (!enc.step(budget)) for (let n = rnd.int(4); n > 0; n--) op();
+        if (enc.followsBase) following++;
+        assert.deepEqual(restoredSnapshot(enc.result()), expected, `seed ${seed} round ${round}`);
+      }
+      assert.ok(following >= 10, `seed ${seed}: ${following} of 30 followed the one before`);
+    }
+  });
+
+  it('a damaged section order is refused: a section repeated, keys out of order, an unknown tag', () => {
+    const m = new Member();
+    for (let i = 0; i < 20; i++) m.apply(putOp(`k${i % 5}`, `v${i}`));
+    const whole = m.sm.snapshot();
+    // [magic 4][format 1][section tag][records...][empty key] | [end tag][revisions, clock] | [sessions] | [crc 4]
+    const parts = encode(m).parts();
+    assert.equal(parts.length, 4, 'a small store: one chunk of sections, then the footer, the session table, the checksum');
+    const withCrc = (body: Uint8Array): Uint8Array => {
+      const out = new Uint8Array(body.length + 4);
+      out.set(body);
+      new DataView(out.buffer).setUint32(body.length, crc32c(body), true);
+      return out;
+    };
+    const section = parts[0]!.subarray(5);
+    const footer = Buffer.concat([parts[1]!, parts[2]!]);
+    assert.deepEqual(restoredSnapshot(withCrc(Buffer.concat([whole.subarray(0, 5), section, footer]))), whole, 'the pieces as cut are the snapshot');
+    const refused = (body: Uint8Array, message: RegExp) =>
+      assert.throws(() => new KvStateMachine().restore(withCrc(body), 1), (e: unknown) => e instanceof KvSnapshotError && message.test(e.message));
+    refused(Buffer.concat([whole.subarray(0, 5), section, section, footer]), /versions out of order/);
+    refused(Buffer.concat([whole.subarray(0, 5), Buffer.from([7]), section.subarray(1), footer]), /bad section tag 7/);
+    const swapped = Buffer.from(section);
+    swapped[2] = 'z'.charCodeAt(0); // the first key, "k0", becomes "kz", after the next one
+    refused(Buffer.concat([whole.subarray(0, 5), swapped, footer]), /keys out of order in the first section/);
+  });
+
+  it('reads the format of earlier builds (version 1): a server snapshot they wrote restores to the same state', () => {
+    // test/fixtures/server-snapshot-v1.bin: written by the build before format 2 (commit acf241e):
+    // 75 entries of puts, deletes, a compaction at 30, puts and an increment with client sessions.
+    const table = new MemberTable([{ id: 1, name: '', peerURLs: ['http://a:2380'], clientURLs: [], isLearner: false }]);
+    const sm = new ServerStateMachine(table);
+    sm.restore(readFileSync(new URL('../../../test/fixtures/server-snapshot-v1.bin', import.meta.url)), 75);
+    assert.equal(sm.kv.hash(), 893706787, 'the state hash that build computed');
+    assert.equal(sm.kv.revision, 75);
+    assert.equal(sm.kv.compactRevision, 30);
+    assert.equal(sm.kv.keyCount, 29);
+    assert.equal(sm.kv.sessionCount, 3);
+    assert.equal(table.toJSON()[0]?.name, 'one', 'the member table');
+    // Written again, as format 2, it restores to the same.
+    const again = new ServerStateMachine(new MemberTable([]));
+    again.restore(sm.snapshot(), 75);
+    assert.equal(again.kv.hash(), 893706787);
   });
 });

@@ -294,8 +294,8 @@ describe('kv store: snapshots', () => {
     refuse(snap.subarray(0, 6), /too short/);
     refuse(new Uint8Array(0), /too short/);
     const other = snap.slice();
-    other[4] = 2;
-    refuse(other, /unsupported snapshot format version 2/);
+    other[4] = 3;
+    refuse(other, /unsupported snapshot format version 3 \(this build reads versions 1 and 2\)/);
     refuse(b('XXXX\x01\x00\x00\x00\x00\x00'), /bad magic/);
   });
 
