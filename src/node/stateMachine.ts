@@ -24,9 +24,11 @@ export interface StateMachine<Result = unknown> {
    * step() on the task between its processing passes until it returns true,
    * and result() once.
    *
-   * Contract: result() must be exactly what snapshot() would have returned
-   * at the call to beginSnapshot(), although apply() (and restore()) run
-   * between the steps: capture a consistent view at the call (cheaply: a
+   * Contract: result() must be a snapshot of the state at the call to
+   * beginSnapshot() (restore() of it gives that state; the bytes may
+   * differ from what snapshot() would have returned, e.g. a machine that
+   * adds what changed to its last snapshot), although apply() (and
+   * restore()) run between the steps: capture a consistent view at the call (cheaply: a
    * copy of references, with copy-on-write where the machine would mutate
    * them in place), then encode it piece by piece. The node may drop a task
    * at any point without another call (stop, or a newer snapshot from the
@@ -52,7 +54,9 @@ export interface SnapshotTask {
    * Optional: the same bytes as consecutive parts, only once step() has
    * returned true. The node then hands them to storage as they are, which
    * writes and checksums them part by part: result() would have the task
-   * join them (tens of megabytes copied and allocated again).
+   * join them (tens of megabytes copied and allocated again). Leading
+   * parts that are the very objects of the last snapshot's (never changed
+   * since) are not written again (storage/snapshot.ts, "prefix").
    */
   parts?(): readonly Uint8Array[];
 }
