@@ -168,7 +168,7 @@ export interface SnapshotBase {
   readonly parts: readonly Uint8Array[];
   /** CRC32C of the parts, to be continued. */
   readonly crc: number;
-  /** The store's record of keys written, where it stood at the start (MvccStore.changeMark). */
+  /** Where the store's record of writes stood at its start (MvccStore.changeMark): the next snapshot encodes the writes after it. */
   readonly mark: number;
 }
 
@@ -209,7 +209,7 @@ export class SnapshotEncoder implements SnapshotTask {
   private readonly revision: number;
   private readonly compactRevision: number;
   private readonly clock: number;
-  /** Where the store's record of keys written stood at the start: the base of the snapshot after this one starts there. */
+  /** Where the store's record of writes stood at the start: the snapshot after this one encodes the writes after it. */
   private readonly mark: number;
   /** Following a base: the versions written since it, with their keys, in write order, and the next to write. */
   private readonly changed: { keys: string[]; versions: Version[]; next: number } | undefined;
