@@ -106,7 +106,7 @@ export class NodeFileSystem implements FileSystem {
   /**
    * A lock file holding the owner's pid, created exclusively (Node has no
    * flock(2)). One left by a process that died (kill -9) names a pid that
-   * no longer runs, and is taken over; so is one of this process's own (a
+   * no longer runs (or an unreaped zombie), and is taken over; so is one of this process's own (a
    * test reopening a directory it "crashed" in). Two processes taking over
    * the same stale file at the same instant could both succeed: the window
    * is the microseconds between reading the file and replacing it.
@@ -144,9 +144,27 @@ function readOrEmpty(path: string): string {
 function isRunning(pid: number): boolean {
   try {
     process.kill(pid, 0);
-    return true;
   } catch (e) {
     // EPERM: it runs, as another user.
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+  return !isZombie(pid);
+}
+
+/**
+ * A process that has exited but that its parent has not reaped yet still
+ * answers kill(pid, 0): a member killed with kill -9 under a parent that
+ * waits late (a shell, an init that does not reap) holds its lock until
+ * then. Linux says so in /proc/<pid>/stat (state Z or X, after the
+ * parenthesized name); elsewhere, assume it runs.
+ */
+function isZombie(pid: number): boolean {
+  let stat: string;
+  try {
+    stat = fs.readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return false;
+  }
+  const state = stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
+  return state === 'Z' || state === 'X';
 }

@@ -1,6 +1,6 @@
 // One data directory, one writer: DiskStorage.open on the real disk takes
 // <dir>/LOCK, refuses a directory another live process holds (naming it),
-// takes over the lock of a process that died, and gives it back on close
+// takes over the lock of a process that died (reaped or not), and gives it back on close
 // and when the open fails.
 
 import assert from 'node:assert/strict';
@@ -47,6 +47,30 @@ describe('data directory lock', () => {
     const storage = open(dir);
     assert.equal(readFileSync(join(dir, 'LOCK'), 'latin1'), `${process.pid}\n`);
     storage.close();
+  });
+
+  it('takes over the lock of a member that died but was not reaped yet (a zombie, on Linux)', { skip: process.platform !== 'linux' && 'zombies are read from /proc' }, async () => {
+    const dir = join(root, 'z');
+    mkdirSync(dir, { recursive: true });
+    // The inner sleep exits at once; its parent, exec'd into a long sleep, never waits for it.
+    const parent = spawn('sh', ['-c', 'sleep 0 & echo $!; exec sleep 30'], { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      const zombie = Number.parseInt(await new Promise<string>((resolve) => parent.stdout!.once('data', (d: Buffer) => resolve(d.toString()))), 10);
+      const deadline = Date.now() + 5000;
+      const state = () => readFileSync(`/proc/${zombie}/stat`, 'latin1').split(') ')[1]![0];
+      while (state() !== 'Z') {
+        assert.ok(Date.now() < deadline, 'the child became a zombie');
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      process.kill(zombie, 0); // still answers, as a live process would
+      writeFileSync(join(dir, 'LOCK'), `${zombie}\n`);
+      const storage = open(dir);
+      assert.equal(readFileSync(join(dir, 'LOCK'), 'latin1'), `${process.pid}\n`);
+      storage.close();
+    } finally {
+      parent.kill('SIGKILL');
+      await new Promise((resolve) => parent.once('exit', resolve));
+    }
   });
 
   it('gives the lock back when the open fails', () => {
