@@ -14,9 +14,10 @@
 // `file`, an earlier one of this member's, and goes on with the file's own.
 // A member's consecutive snapshots mostly start alike (the key-value store
 // adds a section of what changed to the last one: kv/snapshot.ts), so one
-// is written in a fraction of its size; a chain of such files is at most
-// MAX_PREFIX_DEPTH long, then a whole one is written again. Pruning keeps
-// every file a kept one starts from.
+// is written in a fraction of its size. DiskStorage writes a whole one
+// again once the chain's later files would outweigh its whole one, or the
+// chain would reach past MAX_PREFIX_DEPTH files. Pruning keeps every file a
+// kept one starts from.
 //
 // The header and the data go out as separate writes, the checksum carried
 // from the one into the other: a snapshot of the server's store is tens of
