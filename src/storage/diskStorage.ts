@@ -622,7 +622,7 @@ export class DiskStorage implements Storage {
     for (const w of waiting) if (w.done) dones.push(w.done);
     const name = snapshotFileName(snap.metadata.term, snap.metadata.index);
     const bytes = partsLength(parts);
-    const shared = this.sharedWithLastFile(parts);
+    const shared = this.sharedWithLastFile(parts, bytes);
     const file: OwnSnapshotFile = shared
       ? { name, parts, depth: shared.last.depth + 1, wholeBytes: shared.last.wholeBytes, addedBytes: shared.last.addedBytes + bytes - shared.prefix.bytes }
       : { name, parts, depth: 0, wholeBytes: bytes, addedBytes: 0 };
@@ -639,19 +639,19 @@ export class DiskStorage implements Storage {
   }
 
   /**
-   * The leading parts `parts` shares with our last written snapshot, if a
+   * The leading parts `parts` (`partsBytes` in all) shares with our last written snapshot, if a
    * file of the rest may follow it: the chain stays within
    * MAX_PREFIX_DEPTH, and its files after the whole one hold no more bytes
    * than it does (so the files of a chain take at most twice the space of
    * a whole one, and a whole one is written again as the store grows).
    */
-  private sharedWithLastFile(parts: readonly Uint8Array[]): { parts: number; prefix: SnapshotPrefix; last: OwnSnapshotFile } | undefined {
+  private sharedWithLastFile(parts: readonly Uint8Array[], partsBytes: number): { parts: number; prefix: SnapshotPrefix; last: OwnSnapshotFile } | undefined {
     const last = this.lastOwnFile;
     if (last === undefined || last.depth >= MAX_PREFIX_DEPTH) return undefined;
     let n = 0;
     let bytes = 0;
     while (n < parts.length && n < last.parts.length && sameBytes(parts[n]!, last.parts[n]!)) bytes += parts[n++]!.length;
-    const added = partsLength(parts) - bytes;
+    const added = partsBytes - bytes;
     return bytes > 0 && last.addedBytes + added <= last.wholeBytes ? { parts: n, prefix: { file: last.name, bytes }, last } : undefined;
   }
 

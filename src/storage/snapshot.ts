@@ -109,11 +109,17 @@ export function decodeSnapshotFile(name: string, bytes: Uint8Array): SnapshotFil
   }
   const { prefix, ...metadata } = meta;
   const data = bytes.slice(HEADER_BYTES + metaLength);
-  if (prefix === undefined) return { metadata, data };
+  const checked = checkedPrefix(name, prefix);
+  return checked === undefined ? { metadata, data } : { metadata, data, prefix: checked };
+}
+
+/** A metadata's prefix, if any, checked: the name of a snapshot file and a byte count. */
+function checkedPrefix(name: string, prefix: SnapshotPrefix | undefined): SnapshotPrefix | undefined {
+  if (prefix === undefined) return undefined;
   if (typeof prefix?.file !== 'string' || !SNAP_NAME.test(prefix.file) || !Number.isSafeInteger(prefix.bytes) || prefix.bytes < 0) {
     throw new SnapshotCorruptionError(name, 'malformed prefix in its metadata');
   }
-  return { metadata, data, prefix: { file: prefix.file, bytes: prefix.bytes } };
+  return { file: prefix.file, bytes: prefix.bytes };
 }
 
 function parseSnapshotFileName(name: string): SnapshotFile | undefined {
@@ -121,8 +127,8 @@ function parseSnapshotFileName(name: string): SnapshotFile | undefined {
   return m ? { term: parseInt(m[1]!, 16), index: parseInt(m[2]!, 16), name } : undefined;
 }
 
-/** The prefix named in a snapshot file's header, read without the data (not checked: the checksum covers the whole file). */
-function readSnapshotHeader(fs: FileSystem, path: string): SnapshotPrefix | undefined {
+/** The prefix named in a snapshot file's header, read without the data (its shape checked; the checksum, which covers the whole file, not). */
+function readSnapshotHeader(fs: FileSystem, name: string, path: string): SnapshotPrefix | undefined {
   const fd = fs.open(path, false);
   try {
     const head = new Uint8Array(HEADER_BYTES);
@@ -130,9 +136,7 @@ function readSnapshotHeader(fs: FileSystem, path: string): SnapshotPrefix | unde
     const metaLength = new DataView(head.buffer).getUint32(MAGIC.length + 4, true);
     const meta = new Uint8Array(metaLength);
     if (fs.read(fd, meta, HEADER_BYTES) < metaLength) throw new RangeError('short metadata');
-    const prefix = (JSON.parse(new TextDecoder().decode(meta)) as { prefix?: SnapshotPrefix }).prefix;
-    if (prefix !== undefined && typeof prefix.file !== 'string') throw new RangeError('malformed prefix');
-    return prefix;
+    return checkedPrefix(name, (JSON.parse(new TextDecoder().decode(meta)) as { prefix?: SnapshotPrefix }).prefix);
   } finally {
     fs.close(fd);
   }
@@ -285,7 +289,7 @@ export class SnapshotStore {
     if (this.prefixes.has(file.name)) return this.prefixes.get(file.name);
     let prefix: string | undefined | null = null;
     try {
-      prefix = readSnapshotHeader(this.fs, joinPath(this.dir, file.name))?.file;
+      prefix = readSnapshotHeader(this.fs, file.name, joinPath(this.dir, file.name))?.file;
     } catch {
       // unreadable: null
     }
